@@ -1,0 +1,508 @@
+//! Decoding, validation and static analysis of a module or component, in one pass.
+//!
+//! Validation runs with exactly the features the policy allows. A module that fails is
+//! checked once more with every feature on, to tell a denied feature (`feature-denied`) from
+//! a broken module (`malformed` when it does not decode, `invalid` when it does not validate).
+
+use serde::Serialize;
+use wasmparser::{
+    BinaryReaderError, Encoding, ExternalKind, FuncValidatorAllocations, Parser, Payload, TypeRef,
+    ValidPayload, Validator, WasmFeatures,
+};
+
+use crate::capability::{self, Abi, ImportClass};
+use crate::features::FeatureSet;
+use crate::manifest::MANIFEST_SECTION;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModuleKind {
+    Module,
+    Component,
+}
+
+/// What kind of thing an import or export is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemKind {
+    Func,
+    Table,
+    Memory,
+    Global,
+    Tag,
+    /// A component import or export (an interface instance, a function, a type …).
+    ComponentItem,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Import {
+    /// The import module (core) or the interface name (component, e.g. `wasi:cli/stdout@0.2.0`).
+    pub module: String,
+    /// The item name; empty for component imports, which import a whole interface.
+    pub name: String,
+    pub kind: ItemKind,
+    pub offset: usize,
+    #[serde(skip)]
+    pub class: ImportClass,
+    /// The ABI the catalog row belongs to, when it matched one.
+    pub abi: Option<Abi>,
+}
+
+impl Import {
+    /// `module.name`, or the interface name alone for a component import.
+    pub fn display_name(&self) -> String {
+        if self.name.is_empty() { self.module.clone() } else { format!("{}.{}", self.module, self.name) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Export {
+    pub name: String,
+    pub kind: ItemKind,
+    pub offset: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Memory {
+    /// Initial size in pages.
+    pub initial: u64,
+    pub maximum: Option<u64>,
+    pub page_size: u64,
+    pub memory64: bool,
+    pub shared: bool,
+    pub imported: bool,
+    pub offset: usize,
+}
+
+impl Memory {
+    pub fn initial_bytes(&self) -> u64 {
+        self.initial.saturating_mul(self.page_size)
+    }
+    pub fn maximum_bytes(&self) -> Option<u64> {
+        self.maximum.map(|m| m.saturating_mul(self.page_size))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Table {
+    pub initial: u64,
+    pub maximum: Option<u64>,
+    pub imported: bool,
+    pub offset: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FunctionBody {
+    /// Index in the function index space of the module that defines it.
+    pub index: u32,
+    pub offset: usize,
+    pub size: usize,
+    pub locals: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CustomSection {
+    pub name: String,
+    pub offset: usize,
+    pub size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Start {
+    pub function: u32,
+    pub offset: usize,
+}
+
+/// Everything the loader learns from a module's bytes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Analysis {
+    pub kind: ModuleKind,
+    /// The host-facing imports: a core module's imports, or a component's top-level imports.
+    pub imports: Vec<Import>,
+    /// The host-facing exports.
+    pub exports: Vec<Export>,
+    /// Memories defined anywhere in the module (inside a component too) and imported ones.
+    pub memories: Vec<Memory>,
+    pub tables: Vec<Table>,
+    pub defined_functions: u64,
+    pub imported_functions: u64,
+    #[serde(skip)]
+    pub bodies: Vec<FunctionBody>,
+    pub data_segments: u64,
+    pub data_bytes: u64,
+    pub start: Option<Start>,
+    pub custom_sections: Vec<CustomSection>,
+    /// Core modules nested in a component.
+    pub nested_modules: u64,
+    /// The payload of the `stockade.manifest` custom section(s), with their data offsets.
+    #[serde(skip)]
+    pub embedded_manifests: Vec<(usize, Vec<u8>)>,
+}
+
+/// Why a module was not accepted by the decoder or validator.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("{message} (at offset {offset:#x})")]
+    Malformed { offset: usize, message: String },
+    #[error("{message} (at offset {offset:#x})")]
+    Invalid { offset: usize, message: String },
+    /// Valid with more features than the policy allows. The analysis made with every
+    /// feature on comes along, so that the rest of the checks can still report.
+    #[error("{message} (at offset {offset:#x})")]
+    FeatureDenied {
+        offset: usize,
+        message: String,
+        /// The policy key that would make it validate, when a single one does.
+        feature: Option<&'static str>,
+        analysis: Box<Analysis>,
+    },
+}
+
+impl Rejection {
+    pub fn malformed(offset: usize, message: impl Into<String>) -> Rejection {
+        Rejection::Malformed { offset, message: message.into() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Decode,
+    Validate,
+}
+
+type PassError = (Fault, BinaryReaderError);
+
+/// Decodes, validates and analyses `bytes` (a binary module or component) under `features`.
+pub fn analyze(bytes: &[u8], features: &FeatureSet) -> Result<Analysis, Rejection> {
+    if !bytes.starts_with(b"\0asm") {
+        let found = &bytes[..bytes.len().min(4)];
+        return Err(Rejection::malformed(
+            0,
+            format!("not a WebAssembly binary: it starts with {found:02x?}, not the magic number `\\0asm`"),
+        ));
+    }
+    let allowed = features.wasm_features();
+    let error = match pass(bytes, allowed) {
+        Ok(analysis) => return Ok(analysis),
+        Err((_, error)) => error,
+    };
+    let at = |e: &BinaryReaderError| (e.offset(), one_line(e.message()));
+    match pass(bytes, WasmFeatures::all()) {
+        Ok(analysis) => {
+            let (offset, message) = at(&error);
+            let feature = features
+                .denied()
+                .find(|f| validates(bytes, allowed.union(f.flags)))
+                .map(|f| f.key);
+            Err(Rejection::FeatureDenied { offset, message, feature, analysis: Box::new(analysis) })
+        }
+        // The error under all features is the one that describes the module's real fault.
+        Err((Fault::Decode, e)) => Err(Rejection::Malformed { offset: at(&e).0, message: at(&e).1 }),
+        Err((Fault::Validate, e)) => Err(Rejection::Invalid { offset: at(&e).0, message: at(&e).1 }),
+    }
+}
+
+/// wasmparser formats some messages over several lines; findings are one line each.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn validates(bytes: &[u8], features: WasmFeatures) -> bool {
+    Validator::new_with_features(features).validate_all(bytes).is_ok()
+}
+
+fn pass(bytes: &[u8], features: WasmFeatures) -> Result<Analysis, PassError> {
+    let mut validator = Validator::new_with_features(features);
+    let mut parser = Parser::new(0);
+    parser.set_features(features);
+    let mut collector = Collector::default();
+    let mut functions = Vec::new();
+    for payload in parser.parse_all(bytes) {
+        let payload = payload.map_err(|e| (Fault::Decode, e))?;
+        if let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))? {
+            functions.push((func, body));
+        }
+        collector.record(&payload).map_err(|e| (Fault::Decode, e))?;
+    }
+    let mut allocations = FuncValidatorAllocations::default();
+    for (func, body) in functions {
+        let mut func_validator = func.into_validator(allocations);
+        func_validator.validate(&body).map_err(|e| (Fault::Validate, e))?;
+        allocations = func_validator.into_allocations();
+    }
+    Ok(collector.analysis.expect("a module that validates starts with a version header"))
+}
+
+/// Builds the [`Analysis`] from the payload stream. Nested modules and components are seen
+/// inline; `depth` tells the host-facing top level (0) from the inside of a component.
+#[derive(Default)]
+struct Collector {
+    analysis: Option<Analysis>,
+    depth: usize,
+}
+
+impl Collector {
+    fn record(&mut self, payload: &Payload<'_>) -> Result<(), BinaryReaderError> {
+        if let Payload::Version { encoding, .. } = payload {
+            if self.analysis.is_none() {
+                self.analysis = Some(Analysis::empty(match encoding {
+                    Encoding::Module => ModuleKind::Module,
+                    Encoding::Component => ModuleKind::Component,
+                }));
+            }
+            return Ok(());
+        }
+        let depth = self.depth;
+        let Some(a) = self.analysis.as_mut() else { return Ok(()) };
+        let top_level_module = depth == 0 && a.kind == ModuleKind::Module;
+        match payload {
+            Payload::ImportSection(reader) => {
+                for item in reader.clone().into_imports_with_offsets() {
+                    let (offset, import) = item?;
+                    // Inside a component, core imports are satisfied by other instances of the
+                    // component, not by the host; only the component's own imports reach it.
+                    if !top_level_module {
+                        continue;
+                    }
+                    let kind = match import.ty {
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                            a.imported_functions += 1;
+                            ItemKind::Func
+                        }
+                        TypeRef::Table(t) => {
+                            a.tables.push(Table { initial: t.initial, maximum: t.maximum, imported: true, offset });
+                            ItemKind::Table
+                        }
+                        TypeRef::Memory(m) => {
+                            a.memories.push(memory(&m, true, offset));
+                            ItemKind::Memory
+                        }
+                        TypeRef::Global(_) => ItemKind::Global,
+                        TypeRef::Tag(_) => ItemKind::Tag,
+                    };
+                    // Only functions are provided by the host; an imported memory, table,
+                    // global or tag has no capability that could supply it.
+                    let (class, abi) = match kind {
+                        ItemKind::Func => capability::classify_core_import(import.module, import.name),
+                        _ => (ImportClass::Unknown, None),
+                    };
+                    a.imports.push(Import {
+                        module: import.module.to_string(),
+                        name: import.name.to_string(),
+                        kind,
+                        offset,
+                        class,
+                        abi,
+                    });
+                }
+            }
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for item in reader.clone().into_iter_with_offsets() {
+                    let (offset, import) = item?;
+                    let class = capability::classify_component_import(import.name.name);
+                    let abi = (class != ImportClass::Unknown).then_some(Abi::Component);
+                    a.imports.push(Import {
+                        module: import.name.name.to_string(),
+                        name: String::new(),
+                        kind: ItemKind::ComponentItem,
+                        offset,
+                        class,
+                        abi,
+                    });
+                }
+            }
+            Payload::ExportSection(reader) if top_level_module => {
+                for item in reader.clone().into_iter_with_offsets() {
+                    let (offset, export) = item?;
+                    let kind = match export.kind {
+                        ExternalKind::Func | ExternalKind::FuncExact => ItemKind::Func,
+                        ExternalKind::Table => ItemKind::Table,
+                        ExternalKind::Memory => ItemKind::Memory,
+                        ExternalKind::Global => ItemKind::Global,
+                        ExternalKind::Tag => ItemKind::Tag,
+                    };
+                    a.exports.push(Export { name: export.name.to_string(), kind, offset });
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for item in reader.clone().into_iter_with_offsets() {
+                    let (offset, export) = item?;
+                    let kind = match export.kind {
+                        wasmparser::ComponentExternalKind::Func => ItemKind::Func,
+                        _ => ItemKind::ComponentItem,
+                    };
+                    a.exports.push(Export { name: export.name.name.to_string(), kind, offset });
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for item in reader.clone().into_iter_with_offsets() {
+                    let (offset, m) = item?;
+                    a.memories.push(memory(&m, false, offset));
+                }
+            }
+            Payload::TableSection(reader) => {
+                for item in reader.clone().into_iter_with_offsets() {
+                    let (offset, t) = item?;
+                    a.tables.push(Table { initial: t.ty.initial, maximum: t.ty.maximum, imported: false, offset });
+                }
+            }
+            Payload::FunctionSection(reader) => a.defined_functions += u64::from(reader.count()),
+            Payload::CodeSectionEntry(body) => {
+                let mut locals = 0u64;
+                let mut reader = body.get_locals_reader()?;
+                for _ in 0..reader.get_count() {
+                    locals = locals.saturating_add(u64::from(reader.read()?.0));
+                }
+                let index = if top_level_module { a.imported_functions + a.bodies.len() as u64 } else { 0 };
+                a.bodies.push(FunctionBody {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    offset: body.range().start,
+                    size: body.range().len(),
+                    locals,
+                });
+            }
+            Payload::DataSection(reader) => {
+                for data in reader.clone() {
+                    let data = data?;
+                    a.data_segments += 1;
+                    a.data_bytes = a.data_bytes.saturating_add(data.data.len() as u64);
+                }
+            }
+            Payload::StartSection { func, range } if top_level_module => {
+                a.start = Some(Start { function: *func, offset: range.start });
+            }
+            Payload::CustomSection(section) => {
+                a.custom_sections.push(CustomSection {
+                    name: section.name().to_string(),
+                    offset: section.range().start,
+                    size: section.data().len(),
+                });
+                if depth == 0 && section.name() == MANIFEST_SECTION {
+                    a.embedded_manifests.push((section.data_offset(), section.data().to_vec()));
+                }
+            }
+            Payload::ModuleSection { .. } => {
+                a.nested_modules += 1;
+                self.depth += 1;
+            }
+            Payload::ComponentSection { .. } => self.depth += 1,
+            Payload::End(_) => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn memory(m: &wasmparser::MemoryType, imported: bool, offset: usize) -> Memory {
+    Memory {
+        initial: m.initial,
+        maximum: m.maximum,
+        page_size: m.page_size_log2.map_or(65536, |log2| 1u64 << log2.min(16)),
+        memory64: m.memory64,
+        shared: m.shared,
+        imported,
+        offset,
+    }
+}
+
+impl Analysis {
+    fn empty(kind: ModuleKind) -> Analysis {
+        Analysis {
+            kind,
+            imports: Vec::new(),
+            exports: Vec::new(),
+            memories: Vec::new(),
+            tables: Vec::new(),
+            defined_functions: 0,
+            imported_functions: 0,
+            bodies: Vec::new(),
+            data_segments: 0,
+            data_bytes: 0,
+            start: None,
+            custom_sections: Vec::new(),
+            nested_modules: 0,
+            embedded_manifests: Vec::new(),
+        }
+    }
+
+    /// The plugin ABIs the module's imports belong to.
+    pub fn abis(&self) -> Vec<Abi> {
+        let mut abis: Vec<Abi> = Vec::new();
+        for abi in self.imports.iter().filter_map(|i| i.abi) {
+            if !abis.contains(&abi) {
+                abis.push(abi);
+            }
+        }
+        abis
+    }
+
+    pub fn initial_memory_bytes(&self) -> u64 {
+        self.memories.iter().map(Memory::initial_bytes).fold(0, u64::saturating_add)
+    }
+
+    pub fn initial_table_elements(&self) -> u64 {
+        self.tables.iter().map(|t| t.initial).fold(0, u64::saturating_add)
+    }
+
+    /// Whether a function of this name is exported.
+    pub fn exports_function(&self, name: &str) -> bool {
+        self.exports.iter().any(|e| e.name == name && e.kind == ItemKind::Func)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wat(text: &str) -> Vec<u8> {
+        crate::source::wat_to_wasm(text).expect("test wat parses")
+    }
+
+    #[test]
+    fn collects_imports_exports_memories_and_bodies() {
+        let bytes = wat(r#"(module
+            (import "extism:host/env" "alloc" (func (param i64) (result i64)))
+            (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+            (import "env" "mem" (memory 1))
+            (memory 2 10)
+            (table 5 funcref)
+            (func (export "run") (local i32 i64 i64) nop)
+            (data (i32.const 0) "hello")
+            (@custom "stockade.manifest" "{}")
+        )"#);
+        let a = analyze(&bytes, &FeatureSet::default()).unwrap_err();
+        // Two memories need multi-memory, which the default set leaves off.
+        let Rejection::FeatureDenied { feature, analysis, .. } = a else { panic!("{a:?}") };
+        assert_eq!(feature, Some("multi-memory"));
+        let a = *analysis;
+        assert_eq!(a.kind, ModuleKind::Module);
+        assert_eq!(a.imports.len(), 3);
+        assert_eq!(a.imports[0].class, ImportClass::Core);
+        assert_eq!(a.imports[2].kind, ItemKind::Memory);
+        assert_eq!(a.imports[2].class, ImportClass::Unknown);
+        assert_eq!(a.memories.len(), 2);
+        assert_eq!(a.initial_memory_bytes(), 3 * 65536);
+        assert_eq!(a.initial_table_elements(), 5);
+        assert!(a.exports_function("run"));
+        assert_eq!(a.defined_functions, 1);
+        assert_eq!(a.bodies[0].index, 2);
+        assert_eq!(a.bodies[0].locals, 3);
+        assert_eq!(a.data_bytes, 5);
+        assert_eq!(a.embedded_manifests[0].1, b"{}");
+    }
+
+    #[test]
+    fn tells_malformed_from_invalid() {
+        let bytes = wat("(module (func (result i32) i32.const 1))");
+        assert!(analyze(&bytes, &FeatureSet::default()).is_ok());
+        let truncated = &bytes[..bytes.len() - 3];
+        assert!(matches!(analyze(truncated, &FeatureSet::default()), Err(Rejection::Malformed { .. })));
+        assert!(matches!(analyze(b"\0asm\x02\0\0\0", &FeatureSet::default()), Err(Rejection::Malformed { .. })));
+        let mut invalid = wat("(module (func (result i32) i32.const 1))");
+        // i32.const 1 -> i64.const 1: still decodes, no longer type-checks.
+        let at = invalid.iter().rposition(|&b| b == 0x41).unwrap();
+        invalid[at] = 0x42;
+        let err = analyze(&invalid, &FeatureSet::default()).unwrap_err();
+        assert!(matches!(err, Rejection::Invalid { .. }), "{err:?}");
+    }
+}

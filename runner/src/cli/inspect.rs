@@ -1,0 +1,64 @@
+//! `stockade inspect`: what the loader sees in a plugin.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use stockade::report;
+use stockade::vet::{VetOptions, Verdict};
+
+use super::{PolicyArg, Status};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    /// `stockade.inspect/1`.
+    Json,
+}
+
+/// Show a plugin's details: its imports and the capability each maps to, exports, memories,
+/// tables, code size, declared limits, custom sections and the manifest in use.
+#[derive(clap::Parser)]
+#[command(after_help = AFTER_HELP)]
+pub struct Opts {
+    /// The plugin module (`.wasm` or `.wat`).
+    #[arg(value_name = "PLUGIN")]
+    plugin: PathBuf,
+
+    /// Manifest to use instead of the module's own.
+    #[arg(long, short = 'm', value_name = "MANIFEST")]
+    manifest: Option<PathBuf>,
+
+    #[command(flatten)]
+    policy: PolicyArg,
+
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  stockade inspect plugin.wasm
+  stockade inspect --policy policies/permissive-dev.toml --format json plugin.wat
+
+Exit status:
+  0  inspected (whatever the verdict; `stockade vet` decides)
+  1  the module could not be decoded or validated, so there is nothing to inspect
+  2  the tool could not do its job (unreadable path, malformed policy, bad arguments)";
+
+impl Opts {
+    pub fn run(self) -> anyhow::Result<Status> {
+        let policy = self.policy.load()?;
+        let mut options = VetOptions::new(&policy);
+        options.manifest = self.manifest.as_deref();
+        let file = super::read_plugin(&self.plugin)?;
+        let vetting = stockade::vet(&file, &options)?;
+        let mut out = anstream::stdout().lock();
+        match self.format {
+            Format::Human => write!(out, "{}", report::inspect::human(&vetting, &policy, super::stdout_colored()))?,
+            Format::Json => writeln!(out, "{}", report::inspect::json(&vetting))?,
+        }
+        out.flush()?;
+        let undecodable = vetting.analysis.is_none() && vetting.verdict() == Verdict::Fail;
+        Ok(if undecodable { Status::Findings } else { Status::Ok })
+    }
+}

@@ -1,0 +1,90 @@
+//! One module per subcommand, each a clap `Opts` with `run()`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use stockade::Policy;
+
+mod explain;
+mod inspect;
+mod vet;
+
+/// Exit status when a policy or budget said no (findings, failed cases, regressions).
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit status when the tool could not do its job (unreadable path, bad policy or arguments).
+pub const EXIT_TOOL_ERROR: u8 = 2;
+
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  all good
+  1  a policy said no (findings with severity error)
+  2  the tool could not do its job (unreadable path, malformed policy, bad arguments)";
+
+/// Stockade: a security-focused sandbox and conformance kit for WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "stockade", version, about, after_help = EXIT_STATUS)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    Vet(vet::Opts),
+    Inspect(inspect::Opts),
+    Explain(explain::Opts),
+}
+
+impl Command {
+    pub fn run(self) -> anyhow::Result<Status> {
+        match self {
+            Command::Vet(opts) => opts.run(),
+            Command::Inspect(opts) => opts.run(),
+            Command::Explain(opts) => opts.run(),
+        }
+    }
+}
+
+/// How a command that did its job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Findings,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        match status {
+            Status::Ok => ExitCode::SUCCESS,
+            Status::Findings => ExitCode::from(EXIT_FINDINGS),
+        }
+    }
+}
+
+/// `--policy` shared by the commands that apply one.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PolicyArg {
+    /// Policy file (TOML); the built-in default policy when left out.
+    #[arg(long, short = 'p', value_name = "POLICY")]
+    pub policy: Option<PathBuf>,
+}
+
+impl PolicyArg {
+    pub fn load(&self) -> anyhow::Result<Policy> {
+        match &self.policy {
+            Some(path) => Ok(Policy::from_path(path)?),
+            None => Ok(Policy::builtin_default()),
+        }
+    }
+}
+
+/// Whether stdout wants colour: a terminal, and NO_COLOR unset (anstream decides).
+pub fn stdout_colored() -> bool {
+    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+}
+
+pub fn read_plugin(path: &Path) -> anyhow::Result<stockade::source::PluginFile> {
+    Ok(stockade::source::PluginFile::read(path)?)
+}

@@ -1,0 +1,312 @@
+//! The catalog of finding and outcome codes: one row per code.
+//!
+//! Codes are part of Stockade's public contract (JSON, SARIF rule ids, `[severity]` overrides,
+//! corpus expectations). They are never renamed; a new code is a new row.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// How serious a finding is. Any `error` makes the verdict `fail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Note,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in the pipeline a code is produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Decided from the bytes, manifest, signature and policy, before anything is compiled.
+    Static,
+    /// Produced while compiling, instantiating or calling the plugin.
+    Runtime,
+}
+
+macro_rules! codes {
+    ($(
+        $variant:ident = $name:literal, $stage:ident, $severity:ident, overridable: $overridable:literal,
+        $summary:literal,
+        $explanation:literal;
+    )*) => {
+        /// A stable, kebab-case code naming one kind of finding or runtime outcome.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            /// Every code, in catalog order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $name),* }
+            }
+
+            pub fn stage(self) -> Stage {
+                match self { $(Code::$variant => Stage::$stage),* }
+            }
+
+            /// The severity a finding with this code has unless the policy overrides it.
+            pub fn default_severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$severity),* }
+            }
+
+            /// Whether a policy may change this code's severity. Codes that mean "this cannot
+            /// be loaded at all" are not: downgrading them would only move the failure later.
+            pub fn overridable(self) -> bool {
+                match self { $(Code::$variant => $overridable),* }
+            }
+
+            /// One line: what the code means.
+            pub fn summary(self) -> &'static str {
+                match self { $(Code::$variant => $summary),* }
+            }
+
+            /// A paragraph: why it matters and what to do about it.
+            pub fn explanation(self) -> &'static str {
+                match self { $(Code::$variant => $explanation),* }
+            }
+        }
+
+        impl FromStr for Code {
+            type Err = UnknownCode;
+            fn from_str(s: &str) -> Result<Code, UnknownCode> {
+                match s {
+                    $($name => Ok(Code::$variant),)*
+                    _ => Err(UnknownCode(s.to_string())),
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    Malformed = "malformed", Static, Error, overridable: false,
+        "the module's bytes cannot be decoded as WebAssembly (binary or text)",
+        "The file is not a WebAssembly binary or text module that can be decoded: a bad magic \
+         number, a truncated section, an invalid LEB128, or a syntax error in a .wat file. The \
+         finding carries the byte offset where decoding stopped. Rebuild the plugin; if the \
+         file was downloaded, check that it was not truncated or altered.";
+    Invalid = "invalid", Static, Error, overridable: false,
+        "the module decodes but fails WebAssembly validation",
+        "The module decodes, but does not validate even with every wasm feature enabled: a \
+         type mismatch, an out-of-range index, an operator used wrongly. No engine will run it. \
+         The offset points at the failing instruction or section. This usually means a broken \
+         or hand-edited module.";
+    FeatureDenied = "feature-denied", Static, Error, overridable: false,
+        "the module uses a wasm feature the policy does not allow",
+        "The module is valid WebAssembly, but only with a proposal that the policy's [features] \
+         table leaves off (for example threads, memory64, GC or exceptions). Either build the \
+         plugin without that feature, or, if the host can support it, enable the feature in the \
+         policy. The engine is configured from the same table, so overriding this severity \
+         would not make the plugin run.";
+    UnknownImport = "unknown-import", Static, Error, overridable: true,
+        "an import that maps to no capability in the catalog",
+        "Every import must map to a capability in Stockade's catalog (the Extism kernel and \
+         host functions, WASI preview 1, the component model's wasi:* interfaces, host \
+         functions under extism:host/user). This import matches none of them, so no host \
+         would provide it and the plugin could not be instantiated. Remove the import, or if \
+         it is a function your host provides, register it as a host function and import it \
+         from `extism:host/user`.";
+    UndeclaredCapability = "undeclared-capability", Static, Error, overridable: true,
+        "the module uses a capability its manifest does not declare",
+        "An import needs a capability that the plugin's manifest does not list in \
+         `capabilities`. A manifest is the plugin's promise of what it will do; using more \
+         than it declares is either a mistake or a lie. Add the capability to the manifest \
+         (and check the policy grants it), or remove the import.";
+    CapabilityDenied = "capability-denied", Static, Error, overridable: true,
+        "the plugin needs or declares a capability the policy does not grant",
+        "The plugin declares (or, without a manifest, imports) a capability that the policy \
+         does not grant. The plugin will not be linked against it. Either the plugin must do \
+         without it, or the operator must grant it in the policy's [capabilities] table \
+         (`allow` for plain capabilities, `http` for hosts, `fs` for directories, `host` for \
+         host functions).";
+    UnusedCapability = "unused-capability", Static, Warning, overridable: true,
+        "the manifest declares a capability the module never uses",
+        "The manifest declares a capability, but no import of the module needs it. Asking for \
+         authority that is not used goes against least privilege and makes reviews harder. \
+         Remove it from the manifest.";
+    MissingExport = "missing-export", Static, Error, overridable: true,
+        "a function the manifest lists in `exports` is not exported by the module",
+        "The manifest promises that the host can call this function, but the module does not \
+         export a function of that name. Export it, or remove it from the manifest.";
+    ModuleTooLarge = "module-too-large", Static, Error, overridable: true,
+        "the module is larger than the policy's `module-size` limit",
+        "The module's size in bytes exceeds `limits.module-size`. Large modules cost compile \
+         time and memory for every host that loads them; the limit keeps the loader itself \
+         bounded, so nothing else is analysed. Strip debug sections and optimise for size, or \
+         raise the limit.";
+    TooManyFunctions = "too-many-functions", Static, Error, overridable: true,
+        "the module defines more functions than the policy's `functions` limit",
+        "The number of functions defined in the module exceeds `limits.functions`. Very many \
+         functions are a compile-time bomb: compile time and code size grow with them.";
+    FunctionTooLarge = "function-too-large", Static, Error, overridable: true,
+        "a function body is larger, or has more locals, than the policy allows",
+        "A function body exceeds `limits.function-size` bytes, or declares more than \
+         `limits.locals` locals. Huge bodies, deep nesting and masses of locals are the usual \
+         shapes of a compiler bomb: a module that keeps the compiler busy or hungry. The \
+         offset points at the function body.";
+    MemoryTooLarge = "memory-too-large", Static, Error, overridable: true,
+        "the module's initial linear memory exceeds the policy's `memory` limit",
+        "The sum of the initial sizes of the module's linear memories is larger than \
+         `limits.memory`, so it could never be instantiated under this policy. Lower the \
+         initial memory (for Rust, the linker's `--initial-memory`), or raise the limit.";
+    TableTooLarge = "table-too-large", Static, Error, overridable: true,
+        "the module's initial tables exceed the policy's `tables` limit",
+        "The sum of the initial sizes of the module's tables is larger than `limits.tables` \
+         elements, so it could never be instantiated under this policy.";
+    DataTooLarge = "data-too-large", Static, Error, overridable: true,
+        "the module's data segments exceed the policy's `data-size` limit",
+        "The data segments add up to more than `limits.data-size` bytes. Data segments are \
+         copied into memory at every instantiation; very large ones are a memory and time \
+         bomb.";
+    StartFunction = "start-function", Static, Warning, overridable: true,
+        "the module has a start function, which runs during instantiation",
+        "A start function runs as soon as the module is instantiated, before the host calls \
+         any export. Stockade runs it under the same time, fuel and memory limits as a call, \
+         but a plugin ABI has no need for it (Extism and WASI commands use exports). Policies \
+         that want no code to run at load time can make this an error.";
+    ManifestInvalid = "manifest-invalid", Static, Error, overridable: false,
+        "the plugin's manifest cannot be read: bad syntax, wrong type, unknown field",
+        "The manifest (plugin.toml beside the module, or the `stockade.manifest` custom \
+         section) does not parse: bad TOML or JSON, a field of the wrong type, a field that \
+         does not exist, a version that is not semver, or a capability that is not in the \
+         catalog. The message names the file, line and field. Without a valid manifest \
+         nothing the plugin declares can be trusted, so the plugin is checked as if it \
+         declared exactly what it imports.";
+    HostIncompatible = "host-incompatible", Static, Error, overridable: true,
+        "the manifest's `host` range does not include this host's API version",
+        "The manifest says which versions of the host API the plugin works with (`host`, a \
+         semver requirement). The host API version of this host is outside that range, so \
+         the plugin may call host functions that behave differently or do not exist.";
+    SignatureMissing = "signature-missing", Static, Error, overridable: true,
+        "the policy requires a signature and none was found beside the module",
+        "The policy's [signatures] table says `required = true`, and neither \
+         `PLUGIN.sig` nor `PLUGIN.sigstore.json` exists beside the module. Sign the plugin \
+         (`stockade sign`), or ship its signature with it.";
+    SignatureInvalid = "signature-invalid", Static, Error, overridable: true,
+        "the plugin's signature does not verify against its bytes",
+        "A signature was found, but it does not verify: the module was altered after \
+         signing, the signature file is corrupt, or it was made for another file.";
+    SignerUntrusted = "signer-untrusted", Static, Error, overridable: true,
+        "the signature is valid but made by a key or identity the policy does not trust",
+        "The signature verifies, but its key or identity is not among those the policy's \
+         [signatures] table trusts (or fewer than `minimumMatches` trusted signers matched).";
+    CompileTimeout = "compile-timeout", Static, Error, overridable: false,
+        "compiling the module took longer than the policy allows",
+        "Compiling the module to machine code did not finish within the policy's compile \
+         time limit. Modules crafted to make the optimiser work super-linearly are a known \
+         denial-of-service; this limit keeps a host responsive.";
+
+    Ok = "ok", Runtime, Note, overridable: false,
+        "the call returned normally",
+        "The call completed within every limit and the plugin reported no error.";
+    PluginError = "plugin-error", Runtime, Error, overridable: false,
+        "the plugin returned an error",
+        "The plugin ran to completion but reported failure (a non-zero Extism return code, \
+         with its error message when it set one).";
+    Trap = "trap", Runtime, Error, overridable: false,
+        "the plugin trapped (unreachable, out-of-bounds access, division by zero, …)",
+        "The plugin executed an operation that WebAssembly defines as a trap. The outcome \
+         carries the trap kind. The instance is discarded; the next call gets a fresh one.";
+    Timeout = "timeout", Runtime, Error, overridable: false,
+        "the call ran longer than the policy's `timeout`",
+        "The call was interrupted at its wall-clock deadline (epoch interruption).";
+    FuelExhausted = "fuel-exhausted", Runtime, Error, overridable: false,
+        "the call used more instructions than the policy's `fuel`",
+        "The call was stopped when it had executed the number of instructions the policy's \
+         `fuel` allows.";
+    MemoryLimit = "memory-limit", Runtime, Error, overridable: false,
+        "the plugin tried to grow its memory past the policy's `memory` limit",
+        "A memory.grow (or an instantiation) would have taken the plugin's linear memories \
+         past `limits.memory`; it was refused.";
+    TableLimit = "table-limit", Runtime, Error, overridable: false,
+        "the plugin tried to grow its tables past the policy's `tables` limit",
+        "A table.grow (or an instantiation) would have taken the plugin's tables past \
+         `limits.tables` elements; it was refused.";
+    StackOverflow = "stack-overflow", Runtime, Error, overridable: false,
+        "the plugin exhausted its wasm stack",
+        "The plugin recursed (directly or indirectly) deeper than the policy's `stack` allows.";
+    OutputTooLarge = "output-too-large", Runtime, Error, overridable: false,
+        "the plugin produced more output than the policy's `output` limit",
+        "The plugin's output (or captured stdout/stderr, or logs) exceeded `limits.output`.";
+    InputTooLarge = "input-too-large", Runtime, Error, overridable: false,
+        "the input is larger than the policy's `input` limit",
+        "The input given to the call exceeds `limits.input`; the plugin was not called.";
+    HostCallDenied = "host-call-denied", Runtime, Error, overridable: false,
+        "the plugin called a host function it was not granted, or to a target not allowed",
+        "A host function refused the request: an HTTP request to a host outside the \
+         allowlist, a path outside the preopened directories, or a capability that is not \
+         granted.";
+    BadHostCall = "bad-host-call", Runtime, Error, overridable: false,
+        "a host function was given an invalid pointer, length or handle",
+        "The plugin passed a host function an offset, length or handle outside what it owns. \
+         The host refuses the call instead of reading or writing out of bounds.";
+    Exit = "exit", Runtime, Error, overridable: false,
+        "the WASI program exited with a non-zero status",
+        "The WASI program called proc_exit with a non-zero code.";
+}
+
+/// A string that names no code in the catalog.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown code `{0}` (run `stockade explain` for the list)")]
+pub struct UnknownCode(pub String);
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Code, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kebab_case_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in Code::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "duplicate code {name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{name} is not kebab-case"
+            );
+            assert_eq!(name.parse::<Code>().unwrap(), code);
+            assert!(code.summary().len() < 100, "{name}: summary must fit on one line");
+        }
+        assert!("no-such-code".parse::<Code>().is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Stockade: a security-focused sandbox and conformance kit for WebAssembly plugins.
+//!
+//! The pipeline, one module per stage: [`source`] reads a plugin, [`analyze`] decodes,
+//! validates and analyses it, [`manifest`] and [`policy`] read what the plugin declares and
+//! what the operator allows, [`capability`] maps imports to capabilities, [`vet`] decides, and
+//! [`report`] renders the decision for people and machines.
+
+pub mod analyze;
+pub mod capability;
+pub mod code;
+pub mod document;
+pub mod features;
+pub mod manifest;
+pub mod policy;
+pub mod report;
+pub mod source;
+pub mod units;
+pub mod vet;
+
+pub use code::{Code, Severity};
+pub use policy::Policy;
+pub use vet::{Finding, VetOptions, Vetting, vet};

@@ -1,0 +1,364 @@
+//! The policy: what a host or registry allows a plugin to be and to do.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capability::{self, Capability, Family, FsMode, Need};
+use crate::code::{Code, Severity};
+use crate::document::{self, DocumentError, Origin};
+use crate::features::FeatureSet;
+use crate::units::{Bytes, Span};
+
+/// The policy used when none is given: for a plugin nobody has reviewed.
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../../policies/default.toml");
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Policy {
+    pub policy: PolicyInfo,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub features: FeatureSet,
+    #[serde(default)]
+    pub capabilities: Grants,
+    #[serde(default)]
+    pub signatures: SignaturePolicy,
+    /// Severity overrides by code; `allow` drops the finding.
+    #[serde(default)]
+    pub severity: BTreeMap<Code, Level>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyInfo {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A severity override: one of the severities, or `allow` to drop the finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    Allow,
+    Note,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            Level::Allow => None,
+            Level::Note => Some(Severity::Note),
+            Level::Warning => Some(Severity::Warning),
+            Level::Error => Some(Severity::Error),
+        }
+    }
+}
+
+/// Limits on what a plugin may be (static) and use (runtime). Unlisted fields take the
+/// values of the built-in default policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Limits {
+    /// Sum over all linear memories of one plugin.
+    pub memory: Bytes,
+    /// Table elements, summed over all tables.
+    pub tables: u64,
+    pub instances: u32,
+    pub memories: u32,
+    /// Wall time per call.
+    pub timeout: Span,
+    /// Instructions per call; `None` turns fuel metering off.
+    pub fuel: Option<u64>,
+    pub stack: Bytes,
+    pub input: Bytes,
+    pub output: Bytes,
+    pub module_size: Bytes,
+    /// Functions defined by the module.
+    pub functions: u32,
+    /// Bytes of one function body.
+    pub function_size: Bytes,
+    /// Locals of one function.
+    pub locals: u32,
+    /// Bytes of all data segments together.
+    pub data_size: Bytes,
+    pub compile_timeout: Span,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory: Bytes::mib(64),
+            tables: 10_000,
+            instances: 1,
+            memories: 1,
+            timeout: Span::secs(5),
+            fuel: None,
+            stack: Bytes::kib(512),
+            input: Bytes::mib(1),
+            output: Bytes::mib(1),
+            module_size: Bytes::mib(20),
+            functions: 100_000,
+            function_size: Bytes::mib(1),
+            locals: 50_000,
+            data_size: Bytes::mib(16),
+            compile_timeout: Span::secs(10),
+        }
+    }
+}
+
+/// What the policy grants. Plain capabilities are listed in `allow`; scoped ones in their own
+/// list so that a host, directory or function is always named.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Grants {
+    #[serde(default)]
+    pub allow: Vec<Family>,
+    /// Host names or `*.domain` patterns.
+    #[serde(default)]
+    pub http: Vec<String>,
+    #[serde(default)]
+    pub fs: Vec<FsGrant>,
+    /// Names of host functions (`extism:host/user`) the host registers and grants.
+    #[serde(default)]
+    pub host: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FsGrant {
+    /// Directory on the host, relative to the working directory.
+    pub host: String,
+    /// Where the plugin sees it.
+    pub guest: String,
+    pub mode: FsMode,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SignaturePolicy {
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// A policy the operator gave that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid policy {0}")]
+    Document(#[from] DocumentError),
+}
+
+impl<'de> Deserialize<'de> for Family {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Family, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        let family: Family = name.parse().map_err(serde::de::Error::custom)?;
+        if family.is_scoped() {
+            return Err(serde::de::Error::custom(format!(
+                "`{family}` is granted by its own list (`capabilities.{family}`), not in `allow`"
+            )));
+        }
+        Ok(family)
+    }
+}
+
+impl Serialize for Family {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Policy {
+    /// The built-in default policy.
+    pub fn builtin_default() -> Policy {
+        Policy::from_toml(DEFAULT_POLICY_TOML, Origin::Builtin("default policy"))
+            .expect("the built-in default policy is valid (checked by a test)")
+    }
+
+    pub fn from_path(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
+        Ok(Policy::from_toml(&text, Origin::File(path.display().to_string()))?)
+    }
+
+    pub fn from_toml(text: &str, origin: Origin) -> Result<Policy, DocumentError> {
+        let policy: Policy = document::from_toml(text, origin.clone())?;
+        policy.check().map_err(|(field, message)| DocumentError {
+            field: Some(field),
+            ..DocumentError::new(origin, message)
+        })?;
+        Ok(policy)
+    }
+
+    /// Consistency rules serde cannot express.
+    fn check(&self) -> Result<(), (String, String)> {
+        for (i, host) in self.capabilities.http.iter().enumerate() {
+            capability::validate_host_pattern(host).map_err(|e| (format!("capabilities.http[{i}]"), e))?;
+        }
+        for (i, grant) in self.capabilities.fs.iter().enumerate() {
+            let guest = &grant.guest;
+            if !guest.starts_with('/') || guest.split('/').any(|p| p == "..") {
+                return Err((
+                    format!("capabilities.fs[{i}].guest"),
+                    format!("`{guest}` must be an absolute path without `..`"),
+                ));
+            }
+        }
+        for (code, level) in &self.severity {
+            if !code.overridable() && *level != Level::Error {
+                return Err((
+                    format!("severity.{code}"),
+                    format!("`{code}` means the plugin cannot be loaded at all; its severity cannot be lowered"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.policy.name
+    }
+
+    /// Whether the policy grants a capability as declared in a manifest.
+    pub fn grants(&self, capability: &Capability) -> bool {
+        let grants = &self.capabilities;
+        match capability {
+            Capability::Plain(family) => grants.allow.contains(family),
+            Capability::Http { host } => grants.http.iter().any(|pattern| {
+                // A declared wildcard is covered only by the same or a wider wildcard.
+                match host.strip_prefix("*.") {
+                    Some(domain) => {
+                        pattern.eq_ignore_ascii_case(host) || capability::host_pattern_matches(pattern, domain)
+                    }
+                    None => capability::host_pattern_matches(pattern, host),
+                }
+            }),
+            Capability::Fs { mode, path } => {
+                grants.fs.iter().any(|grant| grant.guest == *path && grant.mode.covers(*mode))
+            }
+            Capability::Host { name } => grants.host.iter().any(|granted| granted == name),
+        }
+    }
+
+    /// Whether the policy grants anything that would satisfy an undeclared need (used for
+    /// plugins without a manifest: the policy alone decides).
+    pub fn grants_need(&self, need: &Need) -> bool {
+        let grants = &self.capabilities;
+        match need {
+            Need::Family(Family::Http) => !grants.http.is_empty(),
+            Need::Family(Family::Fs) => !grants.fs.is_empty(),
+            Need::Family(Family::Host) => !grants.host.is_empty(),
+            Need::Family(family) => grants.allow.contains(family),
+            Need::HostFunction(name) => grants.host.iter().any(|granted| granted == name),
+        }
+    }
+
+    /// The severity a finding with `code` has under this policy; `None` drops it.
+    pub fn severity_of(&self, code: Code) -> Option<Severity> {
+        match self.severity.get(&code) {
+            Some(level) => level.severity(),
+            None => Some(code.default_severity()),
+        }
+    }
+
+    /// Where the grants for a capability's family are written, for help texts.
+    pub fn grant_hint(capability: &Capability) -> String {
+        match capability {
+            Capability::Plain(family) => format!("add \"{family}\" to [capabilities] allow"),
+            Capability::Http { host } => format!("add \"{host}\" to [capabilities] http"),
+            Capability::Fs { mode, path } => format!(
+                "add {{ host = \"…\", guest = \"{path}\", mode = \"{}\" }} to [capabilities] fs",
+                mode.as_str()
+            ),
+            Capability::Host { name } => format!("add \"{name}\" to [capabilities] host"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: [(&str, &str); 3] = [
+        ("default", include_str!("../../policies/default.toml")),
+        ("registry-strict", include_str!("../../policies/registry-strict.toml")),
+        ("permissive-dev", include_str!("../../policies/permissive-dev.toml")),
+    ];
+
+    #[test]
+    fn shipped_policies_parse() {
+        for (name, text) in SHIPPED {
+            let policy = Policy::from_toml(text, Origin::File(format!("{name}.toml"))).unwrap();
+            assert_eq!(policy.name(), name);
+        }
+    }
+
+    #[test]
+    fn default_policy_matches_design() {
+        let policy = Policy::builtin_default();
+        // The limits written out in default.toml are the ones unlisted fields fall back to.
+        assert_eq!(policy.limits, Limits::default());
+        assert_eq!(policy.features, FeatureSet::default());
+        use Family::*;
+        assert_eq!(policy.capabilities.allow, vec![Log, Stdio, Config, Vars, Clock, Random]);
+        assert!(policy.capabilities.http.is_empty() && policy.capabilities.fs.is_empty());
+        assert!(policy.capabilities.host.is_empty());
+        for denied in ["threads", "memory64", "gc", "exceptions", "multi-memory"] {
+            assert!(!policy.features.is_enabled(denied), "{denied}");
+        }
+        for allowed in ["simd", "bulk-memory", "reference-types", "multi-value", "tail-call"] {
+            assert!(policy.features.is_enabled(allowed), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn broken_policies_say_where() {
+        let cases = [
+            ("[policy]\nname = \"x\"\n[limits]\nmemory = 5.5\n", "limits.memory", 4),
+            ("[policy]\nname = \"x\"\n[limits]\nmemroy = \"1MiB\"\n", "limits", 4),
+            ("[policy]\nname = \"x\"\n[capabilities]\nallow = [\"http\"]\n", "capabilities.allow[0]", 4),
+            ("[policy]\nname = \"x\"\n[features]\nwarp-drive = true\n", "features", 3),
+            ("[policy]\nname = \"x\"\n[severity]\nmalformed = \"allow\"\n", "severity.malformed", 0),
+            ("[policy]\nname = \"x\"\n[severity]\nno-such = \"allow\"\n", "severity", 4),
+            ("[policy]\nname = \"x\"\n[capabilities]\nhttp = [\"http://x\"]\n", "capabilities.http[0]", 0),
+        ];
+        for (text, field, line) in cases {
+            let err = Policy::from_toml(text, Origin::File("p.toml".into())).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{err}");
+            if line > 0 {
+                assert_eq!(err.line, Some(line), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn grants_respect_scopes() {
+        let policy = Policy::from_toml(
+            r#"
+            [policy]
+            name = "t"
+            [capabilities]
+            allow = ["log"]
+            http = ["api.example.com", "*.example.org"]
+            fs = [{ host = "./data", guest = "/data", mode = "ro" }, { host = "./out", guest = "/out", mode = "rw" }]
+            host = ["kv_get"]
+            "#,
+            Origin::File("t.toml".into()),
+        )
+        .unwrap();
+        let granted = |c: &str| policy.grants(&c.parse().unwrap());
+        assert!(granted("log") && !granted("env"));
+        assert!(granted("http:api.example.com") && !granted("http:example.com"));
+        assert!(granted("http:a.example.org") && granted("http:*.example.org"));
+        assert!(!granted("http:*.com"));
+        assert!(granted("fs:ro:/data") && !granted("fs:rw:/data"));
+        assert!(granted("fs:ro:/out") && granted("fs:rw:/out") && !granted("fs:ro:/etc"));
+        assert!(granted("host:kv_get") && !granted("host:kv_set"));
+    }
+}

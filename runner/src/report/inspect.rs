@@ -1,0 +1,200 @@
+//! `stockade inspect`: everything the loader learned about a plugin, for its author.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::analyze::{Analysis, ModuleKind};
+use crate::capability::ImportClass;
+use crate::document::Origin;
+use crate::manifest::Manifest;
+use crate::policy::Policy;
+use crate::units::Bytes;
+use crate::vet::{Finding, ManifestStatus, Verdict, Vetting};
+
+use super::human::paint;
+
+pub const INSPECT_SCHEMA: &str = "stockade.inspect/1";
+
+/// How one import is served.
+fn class_and_grant(class: &ImportClass, policy: &Policy, manifest: Option<&Manifest>) -> (String, &'static str) {
+    match class {
+        ImportClass::Core => ("(core ABI)".to_string(), "always"),
+        ImportClass::Unknown => ("unknown".to_string(), "no"),
+        ImportClass::Needs(need) => {
+            let granted = match manifest {
+                Some(m) => m.capabilities.iter().filter(|c| c.covers(need)).any(|c| policy.grants(c)),
+                None => policy.grants_need(need),
+            };
+            (need.to_string(), if granted { "yes" } else { "no" })
+        }
+    }
+}
+
+fn manifest_source(status: &ManifestStatus) -> String {
+    match status {
+        ManifestStatus::Absent => {
+            "none found (no plugin.toml beside the module, no `stockade.manifest` section): the plugin \
+             is taken to declare exactly what it imports"
+                .to_string()
+        }
+        ManifestStatus::Loaded { origin: Origin::Section { .. }, .. } => "embedded `stockade.manifest` section".to_string(),
+        ManifestStatus::Loaded { origin, .. } => origin.to_string(),
+        ManifestStatus::Invalid(error) => format!("invalid: {error}"),
+    }
+}
+
+/// The human rendering.
+pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
+    let bold = anstyle::Style::new().bold();
+    let heading = |out: &mut String, title: &str| {
+        let _ = writeln!(out, "\n{}", paint(bold, title, color));
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", paint(bold, super::display_path(&v.path), color));
+    let _ = writeln!(out, "  size      {} bytes", v.size);
+    let _ = writeln!(out, "  sha256    {}", v.sha256);
+    let _ = writeln!(out, "  manifest  {}", manifest_source(&v.manifest));
+    let _ = writeln!(out, "  policy    {}", policy.name());
+    let manifest = v.manifest.manifest();
+    if let Some(m) = manifest {
+        let host = m.host.as_ref().map_or("any".to_string(), |h| h.to_string());
+        let _ = writeln!(out, "  plugin    {} {} (host API {host})", m.name, m.version);
+        if let Some(d) = &m.description {
+            let _ = writeln!(out, "            {d}");
+        }
+    }
+
+    let Some(a) = &v.analysis else {
+        heading(&mut out, "Not analysed");
+        for f in &v.findings {
+            let _ = writeln!(out, "  {}[{}]: {}", f.severity, f.code, f.message);
+        }
+        return out;
+    };
+    let kind = match a.kind {
+        ModuleKind::Module => "core module",
+        ModuleKind::Component => "component",
+    };
+    let abis: Vec<String> = a.abis().iter().map(|abi| format!("{abi:?}")).collect();
+    let _ = writeln!(out, "  kind      {kind}{}", if abis.is_empty() { String::new() } else { format!(" ({})", abis.join(", ")) });
+
+    heading(&mut out, "Imports");
+    if a.imports.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    } else {
+        let width = a.imports.iter().map(|i| i.display_name().len()).max().unwrap_or(0).max(6);
+        let _ = writeln!(out, "  {:<width$}  {:<10}  {:<22}  granted", "import", "offset", "capability");
+        for import in &a.imports {
+            let (capability, granted) = class_and_grant(&import.class, policy, manifest);
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {:<10}  {:<22}  {granted}",
+                import.display_name(),
+                format!("{:#x}", import.offset),
+                capability
+            );
+        }
+    }
+
+    heading(&mut out, "Exports");
+    if a.exports.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for export in &a.exports {
+        let _ = writeln!(out, "  {:<32}  {:?}", export.name, export.kind);
+    }
+
+    heading(&mut out, "Memories and tables");
+    for m in &a.memories {
+        let max = m.maximum_bytes().map_or("no maximum".to_string(), |b| format!("max {}", Bytes(b)));
+        let flags = [(m.imported, "imported"), (m.memory64, "64-bit"), (m.shared, "shared")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>();
+        let flags = if flags.is_empty() { String::new() } else { format!(", {}", flags.join(", ")) };
+        let _ = writeln!(out, "  memory  initial {} ({} pages), {max}{flags}", Bytes(m.initial_bytes()), m.initial);
+    }
+    for t in &a.tables {
+        let max = t.maximum.map_or("no maximum".to_string(), |m| format!("max {m}"));
+        let _ = writeln!(out, "  table   initial {} elements, {max}{}", t.initial, if t.imported { ", imported" } else { "" });
+    }
+    if a.memories.is_empty() && a.tables.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+
+    heading(&mut out, "Code and data");
+    let largest = a.bodies.iter().max_by_key(|b| b.size);
+    let _ = writeln!(out, "  functions        {} defined, {} imported", a.defined_functions, a.imported_functions);
+    if let Some(b) = largest {
+        let _ = writeln!(out, "  largest body     {} bytes (function {}, offset {:#x})", b.size, b.index, b.offset);
+    }
+    let _ = writeln!(out, "  most locals      {}", a.bodies.iter().map(|b| b.locals).max().unwrap_or(0));
+    let _ = writeln!(out, "  data             {} bytes in {} segments", a.data_bytes, a.data_segments);
+    let start = a.start.as_ref().map_or("none".to_string(), |s| format!("function {}", s.function));
+    let _ = writeln!(out, "  start function   {start}");
+    if a.nested_modules > 0 {
+        let _ = writeln!(out, "  nested modules   {}", a.nested_modules);
+    }
+
+    heading(&mut out, "Limits (manifest asks / policy caps)");
+    let asked = manifest.map(|m| &m.limits);
+    let _ = writeln!(
+        out,
+        "  memory   {} / {}",
+        asked.and_then(|l| l.memory).map_or("-".to_string(), |b| b.to_string()),
+        policy.limits.memory
+    );
+    let _ = writeln!(
+        out,
+        "  timeout  {} / {}",
+        asked.and_then(|l| l.timeout).map_or("-".to_string(), |t| t.to_string()),
+        policy.limits.timeout
+    );
+
+    heading(&mut out, "Custom sections");
+    if a.custom_sections.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for c in &a.custom_sections {
+        let _ = writeln!(out, "  {:<32}  {} bytes at {:#x}", c.name, c.size, c.offset);
+    }
+
+    heading(&mut out, "Verdict");
+    let verdict = match v.verdict() {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+    };
+    let _ = writeln!(out, "  {verdict} ({} findings; `stockade vet` explains each)", v.findings.len());
+    out
+}
+
+#[derive(Serialize)]
+struct InspectDocument<'a> {
+    schema: &'static str,
+    path: String,
+    sha256: &'a str,
+    size: usize,
+    manifest_source: String,
+    manifest: Option<&'a Manifest>,
+    analysis: Option<&'a Analysis>,
+    verdict: Verdict,
+    findings: &'a [Finding],
+}
+
+/// The JSON rendering (`stockade.inspect/1`).
+pub fn json(v: &Vetting) -> String {
+    let document = InspectDocument {
+        schema: INSPECT_SCHEMA,
+        path: super::display_path(&v.path),
+        sha256: &v.sha256,
+        size: v.size,
+        manifest_source: manifest_source(&v.manifest),
+        manifest: v.manifest.manifest(),
+        analysis: v.analysis.as_ref(),
+        verdict: v.verdict(),
+        findings: &v.findings,
+    };
+    serde_json::to_string_pretty(&document).expect("the inspect document serialises")
+}

@@ -1,0 +1,141 @@
+//! Sizes (`64MiB`) and durations (`5s`) as they are written in manifests and policies.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A number of bytes, written as an integer or with a unit: `512KiB`, `64MiB`, `1GB`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bytes(pub u64);
+
+impl Bytes {
+    pub const fn kib(n: u64) -> Bytes {
+        Bytes(n * 1024)
+    }
+    pub const fn mib(n: u64) -> Bytes {
+        Bytes(n * 1024 * 1024)
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Bytes {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Bytes, String> {
+        let trimmed = text.trim();
+        // bytesize accepts an empty number as 0 and fractions of a byte; both are typos here.
+        if !trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!("`{text}` is not a size (write e.g. `64MiB`, `512KiB`, `1048576`)"));
+        }
+        trimmed
+            .parse::<bytesize::ByteSize>()
+            .map(|size| Bytes(size.as_u64()))
+            .map_err(|_| format!("`{text}` is not a size (write e.g. `64MiB`, `512KiB`, `1048576`)"))
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        for (unit, factor) in UNITS {
+            if self.0 >= factor && self.0 % factor == 0 {
+                return write!(f, "{}{unit}", self.0 / factor);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom("expected a size such as `64MiB` or a number of bytes"))?
+        {
+            Raw::Number(n) => Ok(Bytes(n)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A span of time, written like `5s`, `250ms`, `2m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub const fn secs(n: u64) -> Span {
+        Span(Duration::from_secs(n))
+    }
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Span {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Span, String> {
+        humantime::parse_duration(text.trim())
+            .map(Span)
+            .map_err(|e| format!("`{text}` is not a duration ({e}; write e.g. `5s`, `250ms`)"))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        humantime::format_duration(self.0).fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Span, D::Error> {
+        let text = String::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom("expected a duration such as `5s` or `250ms`"))?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!("64MiB".parse::<Bytes>().unwrap(), Bytes::mib(64));
+        assert_eq!("512KiB".parse::<Bytes>().unwrap(), Bytes::kib(512));
+        assert_eq!("1 MiB".parse::<Bytes>().unwrap(), Bytes::mib(1));
+        assert_eq!("1MB".parse::<Bytes>().unwrap(), Bytes(1_000_000));
+        assert_eq!("4096".parse::<Bytes>().unwrap(), Bytes(4096));
+        for bad in ["", "MiB", "-1MiB", "12 parsecs", "lots"] {
+            assert!(bad.parse::<Bytes>().is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(Bytes::mib(64).to_string(), "64MiB");
+        assert_eq!(Bytes(1000).to_string(), "1000B");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!("5s".parse::<Span>().unwrap(), Span::secs(5));
+        assert_eq!("250ms".parse::<Span>().unwrap().get(), Duration::from_millis(250));
+        assert!("soon".parse::<Span>().is_err());
+        assert!("5".parse::<Span>().is_err());
+    }
+}
