@@ -321,11 +321,11 @@ mod tests {
     fn broken_policies_say_where() {
         let cases = [
             ("[policy]\nname = \"x\"\n[limits]\nmemory = 5.5\n", "limits.memory", 4),
-            ("[policy]\nname = \"x\"\n[limits]\nmemroy = \"1MiB\"\n", "limits", 4),
+            ("[policy]\nname = \"x\"\n[limits]\nmemroy = \"1MiB\"\n", "limits.memroy", 4),
             ("[policy]\nname = \"x\"\n[capabilities]\nallow = [\"http\"]\n", "capabilities.allow[0]", 4),
             ("[policy]\nname = \"x\"\n[features]\nwarp-drive = true\n", "features", 3),
             ("[policy]\nname = \"x\"\n[severity]\nmalformed = \"allow\"\n", "severity.malformed", 0),
-            ("[policy]\nname = \"x\"\n[severity]\nno-such = \"allow\"\n", "severity", 4),
+            ("[policy]\nname = \"x\"\n[severity]\nno-such = \"allow\"\n", "severity.no-such", 4),
             ("[policy]\nname = \"x\"\n[capabilities]\nhttp = [\"http://x\"]\n", "capabilities.http[0]", 0),
         ];
         for (text, field, line) in cases {
