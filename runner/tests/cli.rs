@@ -1,0 +1,214 @@
+//! The command as a registry's CI runs it: exit codes, one-line errors, never a panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn stockade(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited, not killed by a signal")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Tool errors: exit 2, exactly one line on stderr, no panic or backtrace.
+fn assert_tool_error(output: &Output, mentions: &str) {
+    let err = stderr(output);
+    assert_eq!(code(output), 2, "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(mentions), "`{mentions}` not in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+
+fn vet_json(path: &Path) -> (i32, serde_json::Value) {
+    let out = stockade(&["vet", "--format", "json", path.to_str().unwrap()]);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    (code(&out), json)
+}
+
+#[test]
+fn a_plugins_broken_artifacts_are_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = stockade::source::wat_to_wasm("(module (func (export \"run\") (result i32) i32.const 7))").unwrap();
+
+    let truncated = dir.path().join("truncated.wasm");
+    std::fs::write(&truncated, &good[..good.len() - 4]).unwrap();
+    let random = dir.path().join("random.wasm");
+    // Deterministic noise: no test that fails one run in a thousand.
+    let noise: Vec<u8> = (0u32..4096).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&random, noise).unwrap();
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, b"").unwrap();
+
+    for path in [&truncated, &random, &empty] {
+        let (exit, json) = vet_json(path);
+        assert_eq!(exit, 1, "{json}");
+        assert_eq!(json["verdict"], "fail");
+        assert_eq!(json["findings"][0]["code"], "malformed", "{json}");
+        assert!(json["findings"][0]["offset"].is_u64(), "malformed carries the offset: {json}");
+    }
+
+    let (exit, json) = vet_json(&common::fixture_module("malformed-wat"));
+    assert_eq!((exit, json["findings"][0]["code"].as_str()), (1, Some("malformed")));
+    assert_eq!(json["findings"][0]["offset"], 64);
+
+    for (fixture, line, field) in [("manifest-wrong-type", 6, "limits.memory"), ("manifest-unknown-field", 4, "capabilites")] {
+        let (exit, json) = vet_json(&common::fixture_module(fixture));
+        assert_eq!(exit, 1);
+        let finding = &json["findings"][0];
+        assert_eq!(finding["code"], "manifest-invalid");
+        let message = finding["message"].as_str().unwrap();
+        assert!(message.contains(&format!("plugin.toml:{line}:")), "{message}");
+        assert!(message.contains(field), "{message}");
+    }
+}
+
+#[test]
+fn the_operators_broken_inputs_are_tool_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = common::fixture_module("benign-extism");
+    let module = module.to_str().unwrap();
+
+    let wrong_type = dir.path().join("wrong-type.toml");
+    std::fs::write(&wrong_type, "[policy]\nname = \"p\"\n[limits]\nmemory = [1]\n").unwrap();
+    let out = stockade(&["vet", "--policy", wrong_type.to_str().unwrap(), module]);
+    assert_tool_error(&out, "wrong-type.toml:4:10: field `limits.memory`");
+
+    let unknown_field = dir.path().join("unknown-field.toml");
+    std::fs::write(&unknown_field, "[policy]\nname = \"p\"\ncolour = \"red\"\n").unwrap();
+    let out = stockade(&["vet", "--policy", unknown_field.to_str().unwrap(), module]);
+    assert_tool_error(&out, "unknown field `colour`");
+
+    let out = stockade(&["vet", "--policy", "no/such/policy.toml", module]);
+    assert_tool_error(&out, "cannot read policy no/such/policy.toml");
+
+    let out = stockade(&["vet", "no/such/plugin.wasm"]);
+    assert_tool_error(&out, "cannot read no/such/plugin.wasm");
+
+    let out = stockade(&["vet", "--manifest", "no/such/plugin.toml", module]);
+    assert_tool_error(&out, "cannot read no/such/plugin.toml");
+
+    let out = stockade(&["vet", "--format", "xml", module]);
+    assert_tool_error(&out, "invalid value 'xml' for '--format <FORMAT>'");
+
+    let out = stockade(&["vet"]);
+    assert_tool_error(&out, "required");
+
+    let out = stockade(&["vet", "--manifest", "x.toml", module, module]);
+    assert_tool_error(&out, "--manifest names the manifest of one plugin");
+
+    let out = stockade(&["explain", "no-such-code"]);
+    assert_tool_error(&out, "unknown code `no-such-code`");
+}
+
+#[test]
+fn exit_status_follows_the_verdict() {
+    let pass = stockade(&["vet", common::fixture_module("benign-extism").to_str().unwrap()]);
+    assert_eq!(code(&pass), 0, "{}", stderr(&pass));
+    // Warnings alone do not fail.
+    let warn = stockade(&["vet", common::fixture_module("unused-capability").to_str().unwrap()]);
+    assert_eq!(code(&warn), 0);
+    let fail = stockade(&["vet", common::fixture_module("capability-denied").to_str().unwrap()]);
+    assert_eq!(code(&fail), 1);
+    // With several plugins: JSON Lines, and one failure fails the run.
+    let both = stockade(&[
+        "vet",
+        "--format",
+        "json",
+        "--jobs",
+        "2",
+        common::fixture_module("benign-extism").to_str().unwrap(),
+        common::fixture_module("capability-denied").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&both), 1);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(both.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["verdict"], "pass");
+    assert_eq!(lines[1]["verdict"], "fail");
+}
+
+#[test]
+fn shipped_policies_work_from_the_command_line() {
+    let module = common::fixture_module("benign-extism");
+    for (policy, exit) in [("default", 0), ("registry-strict", 1), ("permissive-dev", 0)] {
+        let path = format!("../policies/{policy}.toml");
+        let out = stockade(&["vet", "--policy", &path, module.to_str().unwrap()]);
+        assert_eq!(code(&out), exit, "{policy}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+#[test]
+fn sarif_is_what_code_scanning_expects() {
+    let out = stockade(&[
+        "vet",
+        "--format",
+        "sarif",
+        common::fixture_module("capability-denied").to_str().unwrap(),
+        common::fixture_module("manifest-unknown-field").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1);
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let static_codes = stockade::Code::ALL.iter().filter(|c| c.stage() == stockade::code::Stage::Static).count();
+    assert_eq!(rules.len(), static_codes, "one rule per static code");
+    for result in run["results"].as_array().unwrap() {
+        let index = result["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], result["ruleId"], "ruleIndex points at its rule");
+        assert!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].is_string());
+        assert!(["error", "warning", "note"].contains(&result["level"].as_str().unwrap()));
+    }
+    let manifest_result = run["results"].as_array().unwrap().iter().find(|r| r["ruleId"] == "manifest-invalid").unwrap();
+    let location = &manifest_result["locations"][0]["physicalLocation"];
+    assert!(location["artifactLocation"]["uri"].as_str().unwrap().ends_with("plugin.toml"));
+    assert_eq!(location["region"]["startLine"], 4);
+}
+
+#[test]
+fn explain_lists_and_explains_every_code() {
+    let out = stockade(&["explain"]);
+    assert_eq!(code(&out), 0);
+    let listing = String::from_utf8(out.stdout).unwrap();
+    for code in stockade::Code::ALL {
+        assert!(listing.contains(code.as_str()), "{code} missing from the listing");
+        let out = stockade(&["explain", code.as_str()]);
+        assert_eq!(self::code(&out), 0);
+        assert!(String::from_utf8(out.stdout).unwrap().contains(code.explanation().split_whitespace().next().unwrap()));
+    }
+}
+
+#[test]
+fn help_has_examples_and_exit_status() {
+    for sub in ["vet", "inspect", "explain"] {
+        let out = stockade(&[sub, "--help"]);
+        assert_eq!(code(&out), 0);
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("Examples:") && help.contains("Exit status:"), "{sub}: {help}");
+    }
+}
+
+#[test]
+fn inspect_reports_the_import_table() {
+    let out = stockade(&["inspect", "../corpus/guests/extism-greet/extism-greet.wasm"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("extism:host/env.config_get"), "{text}");
+    assert!(text.contains("plugin.toml"), "the manifest beside it is found: {text}");
+    let out = stockade(&["inspect", "--format", "json", common::fixture_module("malformed-wat").to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "nothing to inspect in an undecodable module");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["schema"], "stockade.inspect/1");
+}

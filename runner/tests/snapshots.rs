@@ -1,0 +1,69 @@
+//! Snapshots of what people and programs read: human and JSON output of `vet`, `inspect`
+//! and SARIF. A change to any of them shows up as a diff to review.
+
+mod common;
+
+use stockade::Policy;
+use stockade::report;
+
+use common::*;
+
+const FIXTURES: &[&str] = &[
+    "benign-extism",
+    "capability-denied",
+    "undeclared-capability",
+    "unused-capability",
+    "unknown-import",
+    "no-manifest-wasi",
+    "malformed-wat",
+    "feature-denied",
+    "manifest-wrong-type",
+    "manifest-embedded-bad",
+    "component",
+];
+
+#[test]
+fn vet_human_and_json() {
+    let policy = Policy::builtin_default();
+    for name in FIXTURES {
+        let vetting = vet_path(&fixture_module(name), &policy);
+        insta::assert_snapshot!(format!("vet_human__{name}"), report::human::vetting(&vetting, false));
+        let json: serde_json::Value = serde_json::from_str(&report::json::vet_line(&vetting)).unwrap();
+        insta::assert_json_snapshot!(format!("vet_json__{name}"), json);
+    }
+}
+
+#[test]
+fn vet_under_registry_strict() {
+    let policy = shipped_policy("registry-strict");
+    let vetting = vet_path(&fixture_module("start-function"), &policy);
+    insta::assert_snapshot!(report::human::vetting(&vetting, false));
+}
+
+#[test]
+fn inspect_human_and_json() {
+    let policy = Policy::builtin_default();
+    for path in ["../corpus/guests/extism-greet/extism-greet.wasm", "tests/fixtures/vet/component/plugin.wat"] {
+        let vetting = vet_path(std::path::Path::new(path), &policy);
+        let name = path.split('/').rev().nth(1).unwrap();
+        insta::assert_snapshot!(format!("inspect_human__{name}"), report::inspect::human(&vetting, &policy, false));
+        let json: serde_json::Value = serde_json::from_str(&report::inspect::json(&vetting)).unwrap();
+        insta::assert_json_snapshot!(format!("inspect_json__{name}"), json);
+    }
+}
+
+#[test]
+fn sarif() {
+    let policy = Policy::builtin_default();
+    let vettings: Vec<_> = ["capability-denied", "manifest-unknown-field"]
+        .iter()
+        .map(|name| vet_path(&fixture_module(name), &policy))
+        .collect();
+    let mut document = report::sarif::document(&vettings);
+    // The rules are the code catalog, checked elsewhere; the snapshot is about results.
+    document["runs"][0]["tool"]["driver"]["rules"] = serde_json::json!("<catalog>");
+    insta::assert_json_snapshot!(document, {
+        ".runs[0].tool.driver.version" => "[version]",
+        ".runs[0].tool.driver.semanticVersion" => "[version]",
+    });
+}
