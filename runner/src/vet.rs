@@ -180,7 +180,7 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     let mut findings = Findings { policy, list: Vec::new() };
     let mut vetting = Vetting {
         path: file.path.clone(),
-        sha256: file.sha256(),
+        sha256: String::new(),
         size: file.raw.len(),
         findings: Vec::new(),
         analysis: None,
@@ -197,11 +197,15 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
         ) {
             f.help("strip custom sections (debug info, names) and optimise for size, or raise limits.module-size");
         }
+        vetting.sha256 = file.sha256();
         vetting.findings = findings.list;
         return Ok(vetting);
     }
 
-    vetting.analysis = decode(file, policy, &mut findings);
+    // The digest does not depend on the analysis: compute it on another core meanwhile.
+    let (sha256, analysis) = rayon::join(|| file.sha256(), || decode(file, policy, &mut findings));
+    vetting.sha256 = sha256;
+    vetting.analysis = analysis;
     vetting.manifest = find_manifest(file, options.manifest, vetting.analysis.as_ref())?;
     match &vetting.manifest {
         ManifestStatus::Invalid(error) => {
