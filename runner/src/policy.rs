@@ -232,11 +232,12 @@ impl Policy {
             Capability::Plain(family) => grants.allow.contains(family),
             Capability::Http { host } => grants.http.iter().any(|pattern| {
                 // A declared wildcard is covered only by the same or a wider wildcard.
-                match host.strip_prefix("*.") {
-                    Some(domain) => {
-                        pattern.eq_ignore_ascii_case(host) || capability::host_pattern_matches(pattern, domain)
+                match (host.strip_prefix("*."), pattern.strip_prefix("*.")) {
+                    (Some(domain), Some(granted)) => {
+                        domain.eq_ignore_ascii_case(granted) || capability::host_pattern_matches(pattern, domain)
                     }
-                    None => capability::host_pattern_matches(pattern, host),
+                    (Some(_), None) => false,
+                    (None, _) => capability::host_pattern_matches(pattern, host),
                 }
             }),
             Capability::Fs { mode, path } => {
@@ -357,6 +358,9 @@ mod tests {
         assert!(granted("http:api.example.com") && !granted("http:example.com"));
         assert!(granted("http:a.example.org") && granted("http:*.example.org"));
         assert!(!granted("http:*.com"));
+        // An exact grant never covers a wildcard under it.
+        assert!(!granted("http:*.api.example.com"));
+        assert!(granted("http:*.b.example.org"));
         assert!(granted("fs:ro:/data") && !granted("fs:rw:/data"));
         assert!(granted("fs:ro:/out") && granted("fs:rw:/out") && !granted("fs:ro:/etc"));
         assert!(granted("host:kv_get") && !granted("host:kv_set"));
