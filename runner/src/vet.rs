@@ -515,10 +515,10 @@ fn check_sizes(analysis: &Analysis, policy: &Policy, findings: &mut Findings<'_>
             "the module defines {} functions; policy `{name}` allows at most {}",
             analysis.defined_functions, limits.functions
         );
-        if let Some(f) = findings.add(Code::TooManyFunctions, message) {
-            if let Some(first) = analysis.bodies.first() {
-                f.at(first.offset);
-            }
+        if let Some(f) = findings.add(Code::TooManyFunctions, message)
+            && let Some(first) = analysis.bodies.first()
+        {
+            f.at(first.offset);
         }
     }
 
