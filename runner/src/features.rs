@@ -37,15 +37,16 @@ pub const FEATURES: &[Feature] = &[
     feature("threads", WasmFeatures::THREADS, false),
     feature("memory64", WasmFeatures::MEMORY64, false),
     feature("multi-memory", WasmFeatures::MULTI_MEMORY, false),
-    feature("gc", WasmFeatures::GC, false),
+    feature("gc", WasmFeatures::GC.union(WasmFeatures::GC_TYPES), false),
     feature("exceptions", WasmFeatures::EXCEPTIONS, false),
     feature("wide-arithmetic", WasmFeatures::WIDE_ARITHMETIC, false),
     feature("custom-page-sizes", WasmFeatures::CUSTOM_PAGE_SIZES, false),
     feature("component-model", WasmFeatures::COMPONENT_MODEL, true),
 ];
 
-/// Always on: the MVP's own parts that wasmparser also models as flags.
-const BASELINE: WasmFeatures = WasmFeatures::MUTABLE_GLOBAL.union(WasmFeatures::FLOATS).union(WasmFeatures::GC_TYPES);
+/// Always on: the MVP's own parts that wasmparser also models as flags. (GC_TYPES goes with
+/// `gc`: wasmtime treats it as needing its GC runtime.)
+const BASELINE: WasmFeatures = WasmFeatures::MUTABLE_GLOBAL.union(WasmFeatures::FLOATS);
 
 /// The `[features]` table of a policy: a key per feature, unlisted ones at their default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@
 // says where; it is built once per bad document, so its size on the error path is no cost.
 #![allow(clippy::result_large_err)]
 
+pub mod abi;
 pub mod analyze;
 pub mod capability;
 pub mod code;
@@ -17,6 +18,7 @@ pub mod features;
 pub mod manifest;
 pub mod policy;
 pub mod report;
+pub mod sandbox;
 pub mod source;
 pub mod units;
 pub mod vet;

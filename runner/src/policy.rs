@@ -88,6 +88,8 @@ pub struct Limits {
     /// Bytes of all data segments together.
     pub data_size: Bytes,
     pub compile_timeout: Span,
+    /// Bytes of plugin-private vars (keys and values) kept across calls.
+    pub vars: Bytes,
 }
 
 impl Default for Limits {
@@ -108,6 +110,7 @@ impl Default for Limits {
             locals: 50_000,
             data_size: Bytes::mib(16),
             compile_timeout: Span::secs(10),
+            vars: Bytes::mib(1),
         }
     }
 }

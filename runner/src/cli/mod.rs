@@ -9,6 +9,7 @@ use stockade::Policy;
 
 mod explain;
 mod inspect;
+mod run;
 mod vet;
 
 /// Exit status when a policy or budget said no (findings, failed cases, regressions).
@@ -34,6 +35,7 @@ pub struct Cli {
 pub enum Command {
     Vet(vet::Opts),
     Inspect(inspect::Opts),
+    Run(run::Opts),
     Explain(explain::Opts),
 }
 
@@ -42,6 +44,7 @@ impl Command {
         match self {
             Command::Vet(opts) => opts.run(),
             Command::Inspect(opts) => opts.run(),
+            Command::Run(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
         }
     }

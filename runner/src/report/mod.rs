@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod inspect;
+pub mod run;
 pub mod json;
 pub mod sarif;
 

@@ -1,0 +1,111 @@
+//! `stockade run`: vet a plugin, then call one export in the sandbox.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use stockade::Code;
+use stockade::report;
+use stockade::sandbox::{Input, Load, LoadOptions, Sandbox};
+
+use super::{PolicyArg, Status};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    /// `stockade.run/1`.
+    Json,
+}
+
+/// Run a plugin: vet it, then call one export inside the sandbox under the policy's limits.
+#[derive(clap::Parser)]
+#[command(after_help = AFTER_HELP)]
+pub struct Opts {
+    /// The plugin module (`.wasm` or `.wat`).
+    #[arg(value_name = "PLUGIN")]
+    plugin: PathBuf,
+
+    /// The export to call.
+    #[arg(long, value_name = "FN")]
+    call: String,
+
+    /// Input for an Extism plugin: `@FILE`, `-` for stdin, or the text itself.
+    #[arg(long, short = 'i', value_name = "INPUT", default_value = "")]
+    input: String,
+
+    /// An argument for a plain core export (repeat for each parameter).
+    #[arg(long = "arg", value_name = "VALUE", allow_hyphen_values = true)]
+    args: Vec<String>,
+
+    /// Configuration the plugin reads with `config_get` (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+
+    /// Manifest to use instead of the module's own.
+    #[arg(long, short = 'm', value_name = "MANIFEST")]
+    manifest: Option<PathBuf>,
+
+    #[command(flatten)]
+    policy: PolicyArg,
+
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  stockade run corpus/guests/extism-greet/extism-greet.wasm --call greet --input world
+  stockade run plugin.wasm --call lint --input @source.txt --format json
+  stockade run math.wat --call add --arg 2 --arg 3
+
+Exit status:
+  0  the call returned normally (outcome `ok`)
+  1  the plugin was refused by vetting, or the call ended with another outcome
+  2  the tool could not do its job (unreadable path, malformed policy, bad arguments)";
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+fn read_input(spec: &str) -> anyhow::Result<Vec<u8>> {
+    if spec == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).context("cannot read the input from stdin")?;
+        Ok(bytes)
+    } else if let Some(path) = spec.strip_prefix('@') {
+        std::fs::read(path).with_context(|| format!("cannot read input file {path}"))
+    } else {
+        Ok(spec.as_bytes().to_vec())
+    }
+}
+
+impl Opts {
+    pub fn run(self) -> anyhow::Result<Status> {
+        let policy = self.policy.load()?;
+        let input = Input { bytes: read_input(&self.input)?, args: self.args };
+        let sandbox = Sandbox::new(&policy)?;
+        let file = super::read_plugin(&self.plugin)?;
+        let options = LoadOptions { manifest: self.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
+        let mut out = anstream::stdout().lock();
+        let outcome = match sandbox.load(&file, &options)? {
+            Load::Refused(vetting) => {
+                match self.format {
+                    Format::Human => write!(out, "{}", report::human::vetting(&vetting, super::stdout_colored()))?,
+                    Format::Json => writeln!(out, "{}", report::run::refused_json(&vetting))?,
+                }
+                return Ok(Status::Findings);
+            }
+            Load::Failed(outcome) => outcome,
+            Load::Ready(plugin) => plugin.call(&self.call, &input),
+        };
+        match self.format {
+            Format::Human => write!(out, "{}", report::run::human(&outcome, &self.call, &policy.limits, super::stdout_colored()))?,
+            Format::Json => writeln!(out, "{}", report::run::json(&outcome))?,
+        }
+        out.flush()?;
+        Ok(if outcome.code == Code::Ok { Status::Ok } else { Status::Findings })
+    }
+}

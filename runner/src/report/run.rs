@@ -1,0 +1,86 @@
+//! `stockade run` output: the outcome, the output, and the stats with values over a limit marked.
+
+use std::fmt::Write;
+
+use anstyle::AnsiColor;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::code::Code;
+use crate::policy::Limits;
+use crate::sandbox::Outcome;
+use crate::units::Bytes;
+use crate::vet::Vetting;
+
+use super::human::paint;
+
+pub const RUN_SCHEMA: &str = "stockade.run/1";
+
+/// `stockade.run/1`. Output is text when it is UTF-8, else `output_base64`.
+pub fn json(outcome: &Outcome) -> Value {
+    let mut document = json!({ "schema": RUN_SCHEMA, "outcome": outcome.code.as_str() });
+    if let Some(output) = &outcome.output {
+        match std::str::from_utf8(output) {
+            Ok(text) => document["output"] = json!(text),
+            Err(_) => document["output_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(output)),
+        }
+    }
+    if let Some(error) = &outcome.error {
+        document["error"] = json!(error);
+    }
+    if !outcome.logs.is_empty() {
+        document["logs"] = json!(outcome.logs.iter().map(|(level, line)| json!({"level": level, "message": line})).collect::<Vec<_>>());
+    }
+    document["stats"] = serde_json::to_value(&outcome.stats).expect("stats serialise");
+    document
+}
+
+/// The document for a plugin that failed vetting and was not run.
+pub fn refused_json(vetting: &Vetting) -> Value {
+    json!({ "schema": RUN_SCHEMA, "outcome": "refused", "findings": vetting.findings })
+}
+
+fn duration(ns: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_nanos(ns)).to_string()
+}
+
+/// The human rendering: outcome line, output, logs, then stats.
+pub fn human(outcome: &Outcome, function: &str, limits: &Limits, color: bool) -> String {
+    let mut out = String::new();
+    let head = if outcome.code == Code::Ok {
+        paint(AnsiColor::Green.on_default().bold(), "ok", color)
+    } else {
+        paint(AnsiColor::Red.on_default().bold(), outcome.code.as_str(), color)
+    };
+    let _ = writeln!(out, "{head}: `{function}`{}", outcome.error.as_ref().map_or(String::new(), |e| format!(": {e}")));
+    if let Some(output) = &outcome.output {
+        out.push_str(&String::from_utf8_lossy(output));
+        if !output.ends_with(b"\n") && !output.is_empty() {
+            out.push('\n');
+        }
+    }
+    for (level, line) in &outcome.logs {
+        let _ = writeln!(out, "  [{level}] {line}");
+    }
+    let over = |is_over: bool, text: String| {
+        if is_over { paint(AnsiColor::Red.on_default().bold(), format!("{text} (over the limit)"), color) } else { text }
+    };
+    let s = &outcome.stats;
+    let code = outcome.code;
+    let _ = writeln!(out, "  stats:");
+    if let Some(n) = s.instructions {
+        let limit = limits.fuel.map_or(String::new(), |f| format!(" of {f}"));
+        let _ = writeln!(out, "    instructions   {}", over(code == Code::FuelExhausted, format!("{n}{limit}")));
+    }
+    let memory = format!("{} of {}", Bytes(s.peak_memory_bytes), limits.memory);
+    let _ = writeln!(out, "    peak memory    {}", over(code == Code::MemoryLimit, memory));
+    let input = format!("{} of {}", Bytes(s.input_bytes), limits.input);
+    let _ = writeln!(out, "    input          {}", over(code == Code::InputTooLarge, input));
+    let output = format!("{} of {}", Bytes(s.output_bytes), limits.output);
+    let _ = writeln!(out, "    output         {}", over(code == Code::OutputTooLarge, output));
+    let _ = writeln!(out, "    compile        {}", over(code == Code::CompileTimeout, duration(s.compile_ns)));
+    let _ = writeln!(out, "    instantiate    {}", duration(s.instantiate_ns));
+    let call = format!("{} of {}", duration(s.wall_ns), limits.timeout);
+    let _ = writeln!(out, "    call           {}", over(code == Code::Timeout, call));
+    out
+}

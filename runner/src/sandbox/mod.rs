@@ -1,0 +1,485 @@
+//! The sandbox: compile, link and run a vetted plugin on wasmtime under the policy's limits.
+//!
+//! - One engine per policy, configured from the same feature table the validator uses.
+//! - Wall-clock limits by epoch interruption: one ticker thread per engine, a deadline per
+//!   store, so one plugin's timeout never interrupts another.
+//! - Optional fuel per call; a wasm stack cap; a [`ResourceLimiter`] that caps the *sum* of a
+//!   plugin's linear memories (and its Extism memory) and table elements.
+//! - The linker holds only the host functions of granted capabilities: an import that was not
+//!   granted has nothing to link to, even if the static check were skipped.
+//! - Each call gets a fresh instance from a reused [`InstancePre`]; after a trap nothing of the
+//!   old instance survives.
+
+mod link;
+mod outcome;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Module, PoolingAllocationConfig, Store};
+
+use crate::abi::HostFault;
+use crate::abi::extism::ExtismMemory;
+use crate::capability::Abi;
+use crate::code::Code;
+use crate::policy::{Limits, Policy};
+use crate::source::PluginFile;
+use crate::vet::{self, VetOptions, Vetting};
+
+pub use outcome::{Outcome, Stats};
+
+/// How often the epoch ticker ticks; deadlines are rounded up to it.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How many instances (and so memories and tables) may be live at once across all plugins of
+/// one engine; the pooling allocator reserves address space for this many up front.
+const POOL_SLOTS: u32 = 1000;
+
+/// The operator's environment could not host a sandbox (a tool error, not a finding).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot create the wasmtime engine for policy `{policy}`: {message}")]
+    Engine { policy: String, message: String },
+    #[error(transparent)]
+    Read(#[from] crate::source::ReadError),
+}
+
+/// An engine for one policy, with its epoch ticker.
+pub struct Sandbox {
+    engine: Engine,
+    policy: Policy,
+}
+
+impl Sandbox {
+    pub fn new(policy: &Policy) -> Result<Sandbox, SandboxError> {
+        let limits = &policy.limits;
+        let mut config = Config::new();
+        // Exactly the policy's features: everything off, then what the policy allows on.
+        config.wasm_features(wasmparser::WasmFeatures::all(), false);
+        config.wasm_features(policy.features.wasm_features(), true);
+        config.wasm_component_model(false);
+        config.epoch_interruption(true);
+        config.consume_fuel(limits.fuel.is_some());
+        config.max_wasm_stack(usize::try_from(limits.stack.get()).unwrap_or(usize::MAX));
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(POOL_SLOTS)
+            .total_memories(POOL_SLOTS)
+            .total_tables(POOL_SLOTS)
+            .max_memories_per_module(limits.memories)
+            .max_memory_size(usize::try_from(limits.memory.get()).unwrap_or(usize::MAX))
+            .table_elements(usize::try_from(limits.tables).unwrap_or(usize::MAX));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)
+            .map_err(|e| SandboxError::Engine { policy: policy.name().to_string(), message: format!("{e:#}") })?;
+        start_epoch_ticker(&engine);
+        Ok(Sandbox { engine, policy: policy.clone() })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Vets, compiles and links a plugin.
+    pub fn load(&self, file: &PluginFile, options: &LoadOptions) -> Result<Load, SandboxError> {
+        let mut vet_options = VetOptions::new(&self.policy);
+        vet_options.manifest = options.manifest.as_deref();
+        let vetting = vet::vet(file, &vet_options)?;
+        if vetting.verdict() == vet::Verdict::Fail && !options.skip_static_check {
+            return Ok(Load::Refused(Box::new(vetting)));
+        }
+        let Some(analysis) = &vetting.analysis else {
+            return Ok(Load::Refused(Box::new(vetting)));
+        };
+        let abi = if analysis.abis().contains(&Abi::Extism) { CallAbi::Extism } else { CallAbi::Core };
+        let bytes = match file.binary() {
+            Ok(bytes) => bytes.into_owned(),
+            Err(_) => return Ok(Load::Refused(Box::new(vetting))),
+        };
+
+        let started = Instant::now();
+        let module = match compile_bounded(&self.engine, bytes, self.policy.limits.compile_timeout.get()) {
+            Ok(module) => module,
+            Err(outcome) => return Ok(Load::Failed(outcome)),
+        };
+        let compile_ns = started.elapsed().as_nanos() as u64;
+
+        let grants = link::Grants::new(&self.policy, vetting.manifest.manifest());
+        let linker = link::linker(&self.engine, &grants)
+            .map_err(|e| SandboxError::Engine { policy: self.policy.name().to_string(), message: format!("{e:#}") })?;
+        let pre = match linker.instantiate_pre(&module) {
+            Ok(pre) => pre,
+            // Only reachable when the static check was skipped or is wrong: the import's
+            // capability was not granted, so the linker has no function for it.
+            Err(e) => return Ok(Load::Failed(Outcome::failed(Code::HostCallDenied, format!("cannot link: {e:#}")))),
+        };
+        Ok(Load::Ready(Plugin {
+            pre,
+            abi,
+            limits: self.policy.limits.clone(),
+            config: Arc::new(options.config.clone()),
+            vars: Arc::new(Mutex::new(BTreeMap::new())),
+            compile_ns,
+            vetting: Box::new(vetting),
+        }))
+    }
+}
+
+/// What loading a plugin came to.
+pub enum Load {
+    Ready(Plugin),
+    /// The static check said no; nothing was compiled.
+    Refused(Box<Vetting>),
+    /// Compiling or linking failed (compile-timeout, an import with nothing to link to).
+    Failed(Outcome),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub manifest: Option<std::path::PathBuf>,
+    /// Host-given configuration, read by `config_get`.
+    pub config: BTreeMap<String, String>,
+    /// Link and run even when vetting fails. Only for proving the linker's own defence.
+    pub skip_static_check: bool,
+}
+
+/// How exports are called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallAbi {
+    /// `() -> i32`, input and output through the Extism kernel.
+    Extism,
+    /// Numeric arguments in, numeric results out.
+    Core,
+}
+
+/// A compiled, linked plugin, ready to be called from any thread.
+pub struct Plugin {
+    pre: InstancePre<State>,
+    abi: CallAbi,
+    limits: Limits,
+    config: Arc<BTreeMap<String, String>>,
+    /// Plugin-private state kept across calls (and across instances).
+    vars: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    compile_ns: u64,
+    vetting: Box<Vetting>,
+}
+
+/// What a call is given.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    /// Extism input bytes.
+    pub bytes: Vec<u8>,
+    /// Arguments of a plain core export, parsed against its parameter types.
+    pub args: Vec<String>,
+}
+
+impl Plugin {
+    pub fn abi(&self) -> CallAbi {
+        self.abi
+    }
+
+    pub fn vetting(&self) -> &Vetting {
+        &self.vetting
+    }
+
+    /// Calls `function` in a fresh instance.
+    pub fn call(&self, function: &str, input: &Input) -> Outcome {
+        let mut stats = Stats { compile_ns: self.compile_ns, input_bytes: input.bytes.len() as u64, ..Stats::default() };
+        if input.bytes.len() as u64 > self.limits.input.get() {
+            let message = format!("{} bytes of input; the limit is {}", input.bytes.len(), self.limits.input);
+            return Outcome::failed(Code::InputTooLarge, message).with_stats(stats);
+        }
+        let engine = self.pre.module().engine();
+        let state = State::new(&self.limits, input.bytes.clone(), self.config.clone(), self.vars.clone());
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let ticks = self.limits.timeout.get().as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        if let Some(fuel) = self.limits.fuel {
+            store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
+        }
+
+        let started = Instant::now();
+        let instance = self.pre.instantiate(&mut store);
+        stats.instantiate_ns = started.elapsed().as_nanos() as u64;
+        let instance = match instance {
+            Ok(instance) => instance,
+            Err(error) => return outcome::from_error(&error, &mut store, stats),
+        };
+
+        let started = Instant::now();
+        let result = match self.abi {
+            CallAbi::Extism => call_extism(&mut store, &instance, function),
+            CallAbi::Core => call_core(&mut store, &instance, function, &input.args),
+        };
+        stats.wall_ns = started.elapsed().as_nanos() as u64;
+        match result {
+            Ok(Returned::Extism(0)) => {
+                let output = store.data().extism_output().unwrap_or_default();
+                stats.output_bytes = output.len() as u64;
+                outcome::finish(Outcome::ok(output), &mut store, stats)
+            }
+            Ok(Returned::Extism(rc)) => {
+                let error = store.data().extism_error().unwrap_or_else(|| format!("the plugin returned {rc}"));
+                outcome::finish(Outcome::failed(Code::PluginError, error), &mut store, stats)
+            }
+            Ok(Returned::Values(text)) => {
+                stats.output_bytes = text.len() as u64;
+                outcome::finish(Outcome::ok(text.into_bytes()), &mut store, stats)
+            }
+            Err(CallError::Usage(message)) => outcome::finish(Outcome::failed(Code::Trap, message), &mut store, stats),
+            Err(CallError::Wasm(error)) => outcome::from_error(&error, &mut store, stats),
+        }
+    }
+}
+
+enum Returned {
+    Extism(i32),
+    Values(String),
+}
+
+enum CallError {
+    /// The export is missing or does not have the ABI's signature.
+    Usage(String),
+    Wasm(wasmtime::Error),
+}
+
+fn call_extism(store: &mut Store<State>, instance: &wasmtime::Instance, function: &str) -> Result<Returned, CallError> {
+    let func = instance
+        .get_typed_func::<(), i32>(&mut *store, function)
+        .map_err(|e| CallError::Usage(format!("export `{function}`: {e:#} (Extism exports take no arguments and return i32)")))?;
+    func.call(&mut *store, ()).map(Returned::Extism).map_err(CallError::Wasm)
+}
+
+fn call_core(
+    store: &mut Store<State>,
+    instance: &wasmtime::Instance,
+    function: &str,
+    args: &[String],
+) -> Result<Returned, CallError> {
+    use wasmtime::{Val, ValType};
+    let func = instance
+        .get_func(&mut *store, function)
+        .ok_or_else(|| CallError::Usage(format!("the module exports no function `{function}`")))?;
+    let ty = func.ty(&*store);
+    let params: Vec<ValType> = ty.params().collect();
+    if params.len() != args.len() {
+        return Err(CallError::Usage(format!("`{function}` takes {} arguments; {} given", params.len(), args.len())));
+    }
+    let mut values = Vec::with_capacity(args.len());
+    for (param, arg) in params.iter().zip(args) {
+        let bad = || CallError::Usage(format!("argument `{arg}` is not a {param}"));
+        values.push(match param {
+            ValType::I32 => Val::I32(arg.parse().map_err(|_| bad())?),
+            ValType::I64 => Val::I64(arg.parse().map_err(|_| bad())?),
+            ValType::F32 => Val::F32(arg.parse::<f32>().map_err(|_| bad())?.to_bits()),
+            ValType::F64 => Val::F64(arg.parse::<f64>().map_err(|_| bad())?.to_bits()),
+            other => return Err(CallError::Usage(format!("cannot pass a {other} from the command line"))),
+        });
+    }
+    let mut results = vec![Val::I32(0); ty.results().len()];
+    func.call(&mut *store, &values, &mut results).map_err(CallError::Wasm)?;
+    let text = results
+        .iter()
+        .map(|v| match v {
+            Val::I32(x) => x.to_string(),
+            Val::I64(x) => x.to_string(),
+            Val::F32(x) => f32::from_bits(*x).to_string(),
+            Val::F64(x) => f64::from_bits(*x).to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Returned::Values(text))
+}
+
+/// Compiles on a thread of its own and stops waiting at the policy's compile timeout.
+///
+/// Cranelift cannot be interrupted, so a timed-out compile finishes in the background and its
+/// result is dropped; the caller gets `compile-timeout` on time.
+fn compile_bounded(engine: &Engine, bytes: Vec<u8>, timeout: Duration) -> Result<Module, Outcome> {
+    let (send, receive) = std::sync::mpsc::sync_channel(1);
+    let engine = engine.clone();
+    std::thread::Builder::new()
+        .name("stockade-compile".into())
+        .spawn(move || {
+            let _ = send.send(Module::new(&engine, &bytes));
+        })
+        .map_err(|e| Outcome::failed(Code::CompileTimeout, format!("cannot start the compiler thread: {e}")))?;
+    match receive.recv_timeout(timeout) {
+        Ok(Ok(module)) => Ok(module),
+        Ok(Err(error)) => Err(Outcome::failed(Code::Invalid, format!("the engine rejected the module: {error:#}"))),
+        Err(_) => Err(Outcome::failed(
+            Code::CompileTimeout,
+            format!("compiling took longer than {}", humantime::format_duration(timeout)),
+        )),
+    }
+}
+
+/// One ticker thread per engine. It holds only a weak reference, so it ends with the engine.
+fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("stockade-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("the epoch ticker thread starts");
+}
+
+/// Per-store state: the limiter and the Extism kernel's memory and I/O.
+pub struct State {
+    pub(crate) limiter: Limiter,
+    pub(crate) extism: ExtismState,
+}
+
+pub(crate) struct ExtismState {
+    pub memory: ExtismMemory,
+    pub input: Vec<u8>,
+    pub input_handle: Option<u64>,
+    pub output: Option<(u64, u64)>,
+    pub error: u64,
+    pub logs: Vec<(&'static str, String)>,
+    pub log_bytes: u64,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub vars: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+}
+
+impl State {
+    fn new(
+        limits: &Limits,
+        input: Vec<u8>,
+        config: Arc<BTreeMap<String, String>>,
+        vars: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    ) -> State {
+        State {
+            limiter: Limiter::new(limits),
+            extism: ExtismState {
+                memory: ExtismMemory::default(),
+                input,
+                input_handle: None,
+                output: None,
+                error: 0,
+                logs: Vec::new(),
+                log_bytes: 0,
+                config,
+                vars,
+            },
+        }
+    }
+
+    /// Allocates Extism memory within what the memory limit leaves.
+    pub(crate) fn extism_alloc(&mut self, len: u64) -> Result<u64, HostFault> {
+        let budget = self.limiter.memory_budget();
+        let handle = self.extism.memory.alloc(len, budget)?;
+        self.limiter.set_extism_bytes(self.extism.memory.footprint());
+        Ok(handle)
+    }
+
+    fn extism_output(&self) -> Option<Vec<u8>> {
+        let (handle, len) = self.extism.output?;
+        self.extism.memory.load(handle, len).ok().map(<[u8]>::to_vec)
+    }
+
+    fn extism_error(&self) -> Option<String> {
+        (self.extism.error != 0)
+            .then(|| self.extism.memory.block(self.extism.error).ok())
+            .flatten()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+/// Caps the sum of a plugin's memories (linear and Extism) and of its table elements.
+pub(crate) struct Limiter {
+    memory_cap: u64,
+    table_cap: u64,
+    memories: usize,
+    instances: usize,
+    linear_bytes: u64,
+    extism_bytes: u64,
+    table_elements: u64,
+    pub peak_memory: u64,
+    /// Output, and log lines together, may be at most this many bytes per call.
+    pub output_cap: u64,
+    pub vars_cap: u64,
+    /// Fuel the call started with, when fuel is metered.
+    pub fuel_given: Option<u64>,
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Limiter {
+        Limiter {
+            memory_cap: limits.memory.get(),
+            table_cap: limits.tables,
+            memories: limits.memories as usize,
+            instances: limits.instances as usize,
+            linear_bytes: 0,
+            extism_bytes: 0,
+            table_elements: 0,
+            peak_memory: 0,
+            output_cap: limits.output.get(),
+            vars_cap: limits.vars.get(),
+            fuel_given: limits.fuel,
+        }
+    }
+
+    fn in_use(&self) -> u64 {
+        self.linear_bytes.saturating_add(self.extism_bytes)
+    }
+
+    fn memory_budget(&self) -> u64 {
+        self.memory_cap.saturating_sub(self.in_use())
+    }
+
+    fn set_extism_bytes(&mut self, bytes: u64) {
+        self.extism_bytes = bytes;
+        self.peak_memory = self.peak_memory.max(self.in_use());
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let linear = (self.linear_bytes + desired as u64).saturating_sub(current as u64);
+        let total = linear.saturating_add(self.extism_bytes);
+        if total > self.memory_cap {
+            // An error, not `false`: the plugin stops here with `memory-limit` instead of
+            // spinning on a failing memory.grow until its timeout.
+            return Err(wasmtime::Error::new(HostFault::MemoryLimit(format!(
+                "growing memory to {total} bytes in all; the limit is {}",
+                self.memory_cap
+            ))));
+        }
+        self.linear_bytes = linear;
+        self.peak_memory = self.peak_memory.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = (self.table_elements + desired as u64).saturating_sub(current as u64);
+        if total > self.table_cap {
+            return Err(wasmtime::Error::new(TableLimit(format!(
+                "growing tables to {total} elements in all; the limit is {}",
+                self.table_cap
+            ))));
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// The table counterpart of [`HostFault::MemoryLimit`], raised by the limiter.
+#[derive(Debug, thiserror::Error)]
+#[error("table limit: {0}")]
+pub(crate) struct TableLimit(String);

@@ -1,0 +1,92 @@
+//! What a call came to: a runtime code, the output, and what it cost.
+
+use serde::Serialize;
+use wasmtime::{Store, Trap};
+
+use super::{State, TableLimit};
+use crate::abi::HostFault;
+use crate::code::Code;
+
+/// Figures for one call.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// Instructions executed (fuel consumed), when the policy meters fuel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u64>,
+    /// The most the plugin's memories (linear and Extism) held at once.
+    pub peak_memory_bytes: u64,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+    /// Time in the call itself.
+    pub wall_ns: u64,
+    pub compile_ns: u64,
+    pub instantiate_ns: u64,
+}
+
+/// The outcome of a call (or of loading, when loading failed).
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub code: Code,
+    #[serde(skip)]
+    pub output: Option<Vec<u8>>,
+    pub error: Option<String>,
+    /// Log lines the plugin wrote, with their level.
+    pub logs: Vec<(&'static str, String)>,
+    pub stats: Stats,
+}
+
+impl Outcome {
+    pub fn ok(output: Vec<u8>) -> Outcome {
+        Outcome { code: Code::Ok, output: Some(output), error: None, logs: Vec::new(), stats: Stats::default() }
+    }
+
+    pub fn failed(code: Code, message: impl Into<String>) -> Outcome {
+        Outcome { code, output: None, error: Some(message.into()), logs: Vec::new(), stats: Stats::default() }
+    }
+
+    pub fn with_stats(mut self, stats: Stats) -> Outcome {
+        self.stats = stats;
+        self
+    }
+}
+
+/// Classifies what a trap or a refused host call means.
+pub fn classify(error: &wasmtime::Error) -> (Code, String) {
+    for cause in error.chain() {
+        if let Some(fault) = cause.downcast_ref::<HostFault>() {
+            return (fault.code(), fault.to_string());
+        }
+        if let Some(limit) = cause.downcast_ref::<TableLimit>() {
+            return (Code::TableLimit, limit.to_string());
+        }
+    }
+    if let Some(fault) = error.downcast_ref::<HostFault>() {
+        return (fault.code(), fault.to_string());
+    }
+    if let Some(limit) = error.downcast_ref::<TableLimit>() {
+        return (Code::TableLimit, limit.to_string());
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => (Code::Timeout, "the call ran past its deadline".to_string()),
+        Some(Trap::OutOfFuel) => (Code::FuelExhausted, "the call used all its fuel".to_string()),
+        Some(Trap::StackOverflow) => (Code::StackOverflow, "the wasm stack was exhausted".to_string()),
+        Some(trap) => (Code::Trap, format!("{trap:?}: {trap}")),
+        None => (Code::Trap, format!("{error:#}").replace('\n', " ")),
+    }
+}
+
+pub(super) fn from_error(error: &wasmtime::Error, store: &mut Store<State>, stats: super::Stats) -> Outcome {
+    let (code, message) = classify(error);
+    finish(Outcome::failed(code, message), store, stats)
+}
+
+/// Adds what the store knows (fuel used, peak memory, logs) to an outcome.
+pub(super) fn finish(mut outcome: Outcome, store: &mut Store<State>, mut stats: Stats) -> Outcome {
+    if let (Ok(left), Some(given)) = (store.get_fuel(), store.data().limiter.fuel_given) {
+        stats.instructions = Some(given.saturating_sub(left));
+    }
+    stats.peak_memory_bytes = store.data().limiter.peak_memory;
+    outcome.logs = std::mem::take(&mut store.data_mut().extism.logs);
+    outcome.stats = stats;
+    outcome
+}

@@ -1,0 +1,284 @@
+//! The sandbox, tested by attack: each hostile module is contained with the right code, and
+//! the host stays healthy for the next call.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stockade::Code;
+use stockade::Policy;
+use stockade::document::Origin;
+use stockade::sandbox::{Input, Load, LoadOptions, Outcome, Plugin, Sandbox};
+use stockade::source::PluginFile;
+
+const TIMEOUT_MS: u64 = 200;
+
+/// The default policy with a short timeout, so loops are caught quickly.
+fn policy(extra: &str) -> Policy {
+    let text = format!(
+        "{}\n",
+        stockade::policy::DEFAULT_POLICY_TOML
+            .replace("timeout = \"5s\"", &format!("timeout = \"{TIMEOUT_MS}ms\""))
+            .replace("[severity]", &format!("{extra}\n[severity]"))
+    );
+    Policy::from_toml(&text, Origin::Builtin("test policy")).expect("test policy parses")
+}
+
+fn load_with(policy: &Policy, wat: &str, options: &LoadOptions) -> Load {
+    let sandbox = Sandbox::new(policy).expect("engine");
+    let file = PluginFile { path: "/nonexistent/test.wat".into(), raw: wat.as_bytes().to_vec() };
+    sandbox.load(&file, options).expect("load")
+}
+
+fn plugin(policy: &Policy, wat: &str) -> Plugin {
+    match load_with(policy, wat, &LoadOptions::default()) {
+        Load::Ready(plugin) => plugin,
+        Load::Refused(v) => panic!("refused: {:#?}", v.findings),
+        Load::Failed(o) => panic!("failed: {o:?}"),
+    }
+}
+
+fn call(plugin: &Plugin, function: &str, input: &str) -> Outcome {
+    plugin.call(function, &Input { bytes: input.as_bytes().to_vec(), args: vec![] })
+}
+
+const EXTISM_IMPORTS: &str = r#"
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "free" (func $free (param i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "load_u64" (func $load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+"#;
+
+fn extism_module(body: &str) -> String {
+    format!("(module {EXTISM_IMPORTS} (memory (export \"memory\") 1) {body})")
+}
+
+#[test]
+fn infinite_loop_in_an_export_times_out_on_time() {
+    let p = plugin(&policy(""), &extism_module(r#"(func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))"#));
+    let started = Instant::now();
+    let outcome = call(&p, "spin", "");
+    let took = started.elapsed();
+    assert_eq!(outcome.code, Code::Timeout, "{outcome:?}");
+    assert!(took < Duration::from_millis(TIMEOUT_MS + 100), "stopped after {took:?}");
+    assert!(took >= Duration::from_millis(TIMEOUT_MS), "stopped early, after {took:?}");
+}
+
+#[test]
+fn infinite_loop_in_the_start_function_times_out() {
+    let p = plugin(&policy(""), r#"(module (func $spin (loop $l (br $l))) (start $spin) (func (export "run") (result i32) (i32.const 0)))"#);
+    let started = Instant::now();
+    let outcome = p.call("run", &Input::default());
+    assert_eq!(outcome.code, Code::Timeout, "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS + 100));
+}
+
+#[test]
+fn fuel_bounds_instructions() {
+    let p = plugin(&policy("").clone_with_fuel(10_000), r#"(module (func (export "spin") (loop $l (br $l))))"#);
+    let outcome = p.call("spin", &Input::default());
+    assert_eq!(outcome.code, Code::FuelExhausted, "{outcome:?}");
+    assert_eq!(outcome.stats.instructions, Some(10_000));
+}
+
+trait WithFuel {
+    fn clone_with_fuel(&self, fuel: u64) -> Policy;
+}
+impl WithFuel for Policy {
+    fn clone_with_fuel(&self, fuel: u64) -> Policy {
+        let mut p = self.clone();
+        p.limits.fuel = Some(fuel);
+        p
+    }
+}
+
+#[test]
+fn memory_grow_loop_hits_the_limit() {
+    let p = plugin(
+        &policy(""),
+        r#"(module (memory 1)
+            (func (export "grow") (result i32)
+              (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+              (i32.const 0)))"#,
+    );
+    let outcome = p.call("grow", &Input::default());
+    assert_eq!(outcome.code, Code::MemoryLimit, "{outcome:?}");
+    assert!(outcome.stats.peak_memory_bytes <= 64 << 20, "{}", outcome.stats.peak_memory_bytes);
+}
+
+#[test]
+fn unbounded_recursion_overflows_the_stack() {
+    let p = plugin(&policy(""), r#"(module (func $f (export "recurse") (call $f)))"#);
+    assert_eq!(p.call("recurse", &Input::default()).code, Code::StackOverflow);
+    let p = plugin(
+        &policy(""),
+        r#"(module (type $t (func)) (table 2 funcref) (elem (i32.const 0) $a $b)
+            (func $a (call_indirect (type $t) (i32.const 1)))
+            (func $b (call_indirect (type $t) (i32.const 0)))
+            (export "ping" (func $a)))"#,
+    );
+    assert_eq!(p.call("ping", &Input::default()).code, Code::StackOverflow, "indirect recursion");
+}
+
+#[test]
+fn table_grow_bomb_hits_the_limit() {
+    let p = plugin(
+        &policy(""),
+        r#"(module (table 1 funcref)
+            (func (export "grow")
+              (loop $l (br_if $l (i32.ne (table.grow (ref.null func) (i32.const 1000)) (i32.const -1))))))"#,
+    );
+    assert_eq!(p.call("grow", &Input::default()).code, Code::TableLimit);
+}
+
+#[test]
+fn output_bomb_is_refused() {
+    let p = plugin(
+        &policy(""),
+        &extism_module(r#"(func (export "bomb") (result i32)
+            (call $output_set (call $alloc (i64.const 2000000)) (i64.const 2000000)) (i32.const 0))"#),
+    );
+    assert_eq!(call(&p, "bomb", "").code, Code::OutputTooLarge);
+    let p = plugin(
+        &policy(""),
+        &extism_module(r#"(func (export "hoard") (result i32)
+            (loop $l (drop (call $alloc (i64.const 1048576))) (br $l)) (i32.const 0))"#),
+    );
+    assert_eq!(call(&p, "hoard", "").code, Code::MemoryLimit, "Extism memory counts against the limit");
+}
+
+#[test]
+fn wild_pointers_and_huge_lengths_are_bad_host_calls() {
+    let cases = [
+        r#"(drop (call $load_u64 (i64.const 0xdeadbeef)))"#,
+        r#"(drop (call $load_u64 (i64.const -8)))"#,
+        r#"(call $store_u8 (i64.const 0) (i32.const 1))"#,
+        r#"(call $output_set (call $alloc (i64.const 16)) (i64.const 17))"#,
+        r#"(call $error_set (i64.const 12345))"#,
+        // A handle used after free.
+        r#"(local $h i64) (local.set $h (call $alloc (i64.const 8))) (call $free (local.get $h)) (drop (call $load_u64 (local.get $h)))"#,
+    ];
+    for body in cases {
+        let p = plugin(&policy(""), &extism_module(&format!("(func (export \"poke\") (result i32) {body} (i32.const 0))")));
+        let outcome = call(&p, "poke", "");
+        assert_eq!(outcome.code, Code::BadHostCall, "{body}: {outcome:?}");
+    }
+    let p = plugin(&policy(""), &extism_module(r#"(func (export "huge") (result i32) (drop (call $alloc (i64.const -1))) (i32.const 0))"#));
+    assert_eq!(call(&p, "huge", "").code, Code::MemoryLimit);
+}
+
+#[test]
+fn a_trap_leaves_the_plugin_usable() {
+    let p = plugin(
+        &policy(""),
+        &extism_module(r#"
+            (func (export "crash") (result i32) unreachable)
+            (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))
+            (func (export "echo") (result i32) (local $h i64)
+              (local.set $h (call $alloc (i64.const 2)))
+              (call $store_u8 (local.get $h) (i32.const 111))
+              (call $store_u8 (i64.add (local.get $h) (i64.const 1)) (i32.const 107))
+              (call $output_set (local.get $h) (i64.const 2)) (i32.const 0))
+            (func (export "fail") (result i32) (local $h i64)
+              (local.set $h (call $alloc (i64.const 1)))
+              (call $store_u8 (local.get $h) (i32.const 120))
+              (call $error_set (local.get $h)) (i32.const 1))"#),
+    );
+    let crash = call(&p, "crash", "");
+    assert_eq!(crash.code, Code::Trap);
+    assert!(crash.error.as_deref().unwrap().contains("unreachable"), "{crash:?}");
+    assert_eq!(call(&p, "spin", "").code, Code::Timeout);
+    let ok = call(&p, "echo", "");
+    assert_eq!((ok.code, ok.output.as_deref()), (Code::Ok, Some(&b"ok"[..])));
+    let failed = call(&p, "fail", "");
+    assert_eq!((failed.code, failed.error.as_deref()), (Code::PluginError, Some("x")));
+}
+
+#[test]
+fn input_over_the_limit_is_not_passed() {
+    let p = plugin(&policy(""), &extism_module(r#"(func (export "run") (result i32) (i32.const 0))"#));
+    let outcome = p.call("run", &Input { bytes: vec![0; (1 << 20) + 1], args: vec![] });
+    assert_eq!(outcome.code, Code::InputTooLarge);
+}
+
+#[test]
+fn ungranted_imports_have_nothing_to_link_to() {
+    // The default policy grants no http: with the static check skipped, linking still fails.
+    let wat = r#"(module
+        (import "extism:host/env" "http_request" (func (param i64 i64) (result i64)))
+        (func (export "run") (result i32) (i32.const 0)))"#;
+    assert!(matches!(load_with(&policy(""), wat, &LoadOptions::default()), Load::Refused(_)));
+    let skipped = LoadOptions { skip_static_check: true, ..LoadOptions::default() };
+    match load_with(&policy(""), wat, &skipped) {
+        Load::Failed(outcome) => {
+            assert_eq!(outcome.code, Code::HostCallDenied);
+            assert!(outcome.error.as_deref().unwrap().contains("http_request"), "{outcome:?}");
+        }
+        _ => panic!("an ungranted import must not link"),
+    }
+}
+
+#[test]
+fn plain_core_exports_take_numbers() {
+    let p = plugin(&policy(""), r#"(module (func (export "add") (param i32 i64) (result i64) (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1))))"#);
+    let outcome = p.call("add", &Input { bytes: vec![], args: vec!["2".into(), "-5".into()] });
+    assert_eq!((outcome.code, outcome.output.as_deref()), (Code::Ok, Some(&b"-3"[..])));
+    let outcome = p.call("add", &Input { bytes: vec![], args: vec!["two".into(), "3".into()] });
+    assert_eq!(outcome.code, Code::Trap);
+}
+
+#[test]
+fn the_official_extism_pdk_plugin_runs_unchanged() {
+    let policy = Policy::builtin_default();
+    let sandbox = Sandbox::new(&policy).unwrap();
+    let file = PluginFile::read(std::path::Path::new("../corpus/guests/extism-greet/extism-greet.wasm")).unwrap();
+    let options = LoadOptions { config: [("greeting".to_string(), "Howdy".to_string())].into(), ..LoadOptions::default() };
+    let Load::Ready(p) = sandbox.load(&file, &options).unwrap() else { panic!("loads") };
+    let outcome = call(&p, "greet", "world");
+    assert_eq!(outcome.code, Code::Ok, "{outcome:?}");
+    assert_eq!(outcome.output.as_deref(), Some(&b"Howdy, world!"[..]));
+    assert_eq!(outcome.logs, vec![("info", "greeting world".to_string())]);
+    let outcome = call(&p, "count_vowels", "Hello, World");
+    assert_eq!(outcome.output.as_deref(), Some(&br#"{"count":3}"#[..]));
+}
+
+#[test]
+fn a_hundred_plugins_at_once_each_under_its_own_limits() {
+    let policy = policy("");
+    let sandbox = Arc::new(Sandbox::new(&policy).unwrap());
+    let benign = extism_module(r#"(func (export "run") (result i32) (call $output_set (call $alloc (i64.const 4)) (i64.const 4)) (i32.const 0))"#);
+    let hostile = extism_module(r#"(func (export "run") (result i32) (loop $l (br $l)) (i32.const 0))"#);
+    let plugins: Vec<(bool, Plugin)> = (0..100)
+        .map(|i| {
+            let wat = if i % 5 == 0 { &hostile } else { &benign };
+            let file = PluginFile { path: format!("/nonexistent/p{i}.wat").into(), raw: wat.as_bytes().to_vec() };
+            let Load::Ready(p) = sandbox.load(&file, &LoadOptions::default()).unwrap() else { panic!() };
+            (i % 5 == 0, p)
+        })
+        .collect();
+    let plugins = Arc::new(plugins);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let plugins = plugins.clone();
+            std::thread::spawn(move || {
+                (t..100).step_by(8).map(|i| (i, plugins[i].1.call("run", &Input::default()).code)).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut seen = 0;
+    for handle in handles {
+        for (i, code) in handle.join().unwrap() {
+            let want = if plugins[i].0 { Code::Timeout } else { Code::Ok };
+            assert_eq!(code, want, "plugin {i}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 100);
+    // 20 hostile plugins, spread over 8 threads, time out at 200 ms each: about 3 rounds, not 20.
+    assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS * 8), "{:?}", started.elapsed());
+}
