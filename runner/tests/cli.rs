@@ -192,7 +192,7 @@ fn explain_lists_and_explains_every_code() {
 
 #[test]
 fn help_has_examples_and_exit_status() {
-    for sub in ["vet", "inspect", "explain"] {
+    for sub in ["vet", "inspect", "explain", "run"] {
         let out = stockade(&[sub, "--help"]);
         assert_eq!(code(&out), 0);
         let help = String::from_utf8(out.stdout).unwrap();
@@ -211,4 +211,50 @@ fn inspect_reports_the_import_table() {
     assert_eq!(code(&out), 1, "nothing to inspect in an undecodable module");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["schema"], "stockade.inspect/1");
+}
+
+#[test]
+fn run_follows_the_json_contract() {
+    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    let out = stockade(&["run", greet, "--call", "greet", "--input", "world", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["schema"], "stockade.run/1");
+    assert_eq!(json["outcome"], "ok");
+    assert_eq!(json["output"], "Hello, world!");
+    for stat in ["peak_memory_bytes", "wall_ns", "compile_ns", "instantiate_ns"] {
+        assert!(json["stats"][stat].is_u64(), "{stat}: {json}");
+    }
+
+    // A plugin that fails vetting is not run.
+    let out = stockade(&["run", "../corpus/guests/wasi-hello/wasi-hello.wasm", "--call", "_start", "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outcome"], "refused");
+    assert_eq!(json["findings"][0]["code"], "capability-denied");
+
+    // Input from a file; a missing input file is the operator's error.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "file").unwrap();
+    let at = format!("@{}", input.display());
+    let out = stockade(&["run", greet, "--call", "greet", "--input", &at, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["output"], "Hello, file!");
+    let out = stockade(&["run", greet, "--call", "greet", "--input", "@no/such/input"]);
+    assert_tool_error(&out, "cannot read input file no/such/input");
+}
+
+#[test]
+fn run_reports_a_contained_plugin_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("spin.wat");
+    std::fs::write(&module, r#"(module (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0)))"#).unwrap();
+    let policy = dir.path().join("fast.toml");
+    std::fs::write(&policy, "[policy]\nname = \"fast\"\n[limits]\ntimeout = \"100ms\"\n").unwrap();
+    let out = stockade(&["run", module.to_str().unwrap(), "--call", "spin", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("timeout: `spin`"), "{text}");
+    assert!(text.contains("(over the limit)"), "the value over its limit is marked: {text}");
 }

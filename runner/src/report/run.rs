@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use crate::code::Code;
 use crate::policy::Limits;
 use crate::sandbox::Outcome;
-use crate::units::Bytes;
 use crate::vet::Vetting;
 
 use super::human::paint;
@@ -41,7 +40,12 @@ pub fn refused_json(vetting: &Vetting) -> Value {
 }
 
 fn duration(ns: u64) -> String {
-    humantime::format_duration(std::time::Duration::from_nanos(ns)).to_string()
+    format!("{:.1?}", std::time::Duration::from_nanos(ns))
+}
+
+/// A measured size, to a readable precision (limits print exactly, as they are written).
+fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
 }
 
 /// The human rendering: outcome line, output, logs, then stats.
@@ -72,11 +76,11 @@ pub fn human(outcome: &Outcome, function: &str, limits: &Limits, color: bool) ->
         let limit = limits.fuel.map_or(String::new(), |f| format!(" of {f}"));
         let _ = writeln!(out, "    instructions   {}", over(code == Code::FuelExhausted, format!("{n}{limit}")));
     }
-    let memory = format!("{} of {}", Bytes(s.peak_memory_bytes), limits.memory);
+    let memory = format!("{} of {}", size(s.peak_memory_bytes), limits.memory);
     let _ = writeln!(out, "    peak memory    {}", over(code == Code::MemoryLimit, memory));
-    let input = format!("{} of {}", Bytes(s.input_bytes), limits.input);
+    let input = format!("{} of {}", size(s.input_bytes), limits.input);
     let _ = writeln!(out, "    input          {}", over(code == Code::InputTooLarge, input));
-    let output = format!("{} of {}", Bytes(s.output_bytes), limits.output);
+    let output = format!("{} of {}", size(s.output_bytes), limits.output);
     let _ = writeln!(out, "    output         {}", over(code == Code::OutputTooLarge, output));
     let _ = writeln!(out, "    compile        {}", over(code == Code::CompileTimeout, duration(s.compile_ns)));
     let _ = writeln!(out, "    instantiate    {}", duration(s.instantiate_ns));
