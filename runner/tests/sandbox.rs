@@ -282,3 +282,99 @@ fn a_hundred_plugins_at_once_each_under_its_own_limits() {
     // 20 hostile plugins, spread over 8 threads, time out at 200 ms each: about 3 rounds, not 20.
     assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS * 8), "{:?}", started.elapsed());
 }
+
+fn grant_dir(policy: &mut Policy, host: &std::path::Path, guest: &str) {
+    policy.capabilities.fs.push(stockade::policy::FsGrant {
+        host: host.display().to_string(),
+        guest: guest.to_string(),
+        mode: stockade::capability::FsMode::Ro,
+    });
+}
+
+#[test]
+fn file_reads_stay_inside_the_preopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(data.join("inside.txt"), "fine").unwrap();
+    std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(&outside, data.join("link")).unwrap();
+    let mut policy = policy("");
+    grant_dir(&mut policy, &data, "/data");
+    let p = plugin(
+        &policy,
+        r#"(module
+          (import "wasi_snapshot_preview1" "path_open"
+            (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 100) "inside.txt")
+          (data (i32.const 200) "../outside/secret.txt")
+          (data (i32.const 300) "/etc/passwd")
+          (data (i32.const 400) "link/secret.txt")
+          ;; path_open(preopen fd 3, follow symlinks, path, no oflags, FD_READ) -> errno
+          (func $open (param i32 i32) (result i32)
+            (call $path_open (i32.const 3) (i32.const 1) (local.get 0) (local.get 1)
+              (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16)))
+          (func (export "inside") (result i32) (call $open (i32.const 100) (i32.const 10)))
+          (func (export "dotdot") (result i32) (call $open (i32.const 200) (i32.const 21)))
+          (func (export "absolute") (result i32) (call $open (i32.const 300) (i32.const 11)))
+          (func (export "symlink") (result i32) (call $open (i32.const 400) (i32.const 15))))"#,
+    );
+    let errno = |f: &str| {
+        let outcome = p.call(f, &Input::default());
+        assert_eq!(outcome.code, Code::Ok, "{f}: {outcome:?}");
+        String::from_utf8(outcome.output.unwrap()).unwrap()
+    };
+    assert_eq!(errno("inside"), "0", "a file inside the preopen opens");
+    for escape in ["dotdot", "absolute", "symlink"] {
+        assert_ne!(errno(escape), "0", "{escape} must not open");
+    }
+}
+
+const READS_ENV: &str = r#"(module
+    (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "count") (result i32) (drop (call $sizes (i32.const 0) (i32.const 4))) (i32.load (i32.const 0))))"#;
+
+#[test]
+fn the_environment_needs_env() {
+    assert!(matches!(load_with(&policy(""), READS_ENV, &LoadOptions::default()), Load::Refused(_)));
+    let skipped = LoadOptions { skip_static_check: true, ..LoadOptions::default() };
+    let Load::Ready(p) = load_with(&policy(""), READS_ENV, &skipped) else { panic!("links, with a denying stub") };
+    let outcome = p.call("count", &Input::default());
+    assert_eq!(outcome.code, Code::HostCallDenied, "{outcome:?}");
+    // Granted, it sees only what the host sets: nothing of the host's own environment.
+    let mut granted = policy("");
+    granted.capabilities.allow.push(stockade::capability::Family::Env);
+    let p = plugin(&granted, READS_ENV);
+    let outcome = p.call("count", &Input::default());
+    assert_eq!((outcome.code, outcome.output.as_deref()), (Code::Ok, Some(&b"0"[..])));
+}
+
+#[test]
+fn stdout_flood_is_output_too_large() {
+    let p = plugin(
+        &policy(""),
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          ;; one iovec at 0: 60000 bytes from offset 64
+          (data (i32.const 0) "\40\00\00\00\60\ea\00\00")
+          (func (export "flood") (loop $l (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 32))) (br $l))))"#,
+    );
+    let outcome = p.call("flood", &Input::default());
+    assert_eq!(outcome.code, Code::OutputTooLarge, "{outcome:?}");
+}
+
+#[test]
+fn a_rust_wasip1_program_runs_with_stdio_captured() {
+    let policy = stockade::policy::Policy::from_path(std::path::Path::new("../policies/permissive-dev.toml")).unwrap();
+    let sandbox = Sandbox::new(&policy).unwrap();
+    let file = PluginFile::read(std::path::Path::new("../corpus/guests/wasi-hello/wasi-hello.wasm")).unwrap();
+    let Load::Ready(p) = sandbox.load(&file, &LoadOptions::default()).unwrap() else { panic!("loads") };
+    let outcome = p.call("_start", &Input { bytes: b"Ada".to_vec(), args: vec![] });
+    assert_eq!(outcome.code, Code::Ok, "{outcome:?}");
+    assert_eq!(outcome.output.as_deref(), Some(&b"Hello, Ada!\n"[..]));
+}

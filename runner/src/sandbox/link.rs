@@ -4,10 +4,11 @@
 //! to a capability that is granted, so what the static check allows and what can be linked
 //! come from the same table.
 
-use wasmtime::{Caller, Engine, Linker};
+use wasmtime::{Caller, Engine, ExternType, Linker, Module};
 
 use crate::abi::HostFault;
-use crate::capability::{self, Capability, EXTISM_ENV, ImportClass, Need};
+use crate::capability::{self, Capability, EXTISM_ENV, FsMode, ImportClass, Need, WASI_P1};
+use crate::policy::FsGrant;
 use crate::manifest::Manifest;
 use crate::policy::Policy;
 
@@ -29,6 +30,34 @@ impl<'a> Grants<'a> {
         match self.declared {
             Some(declared) => declared.iter().any(|c| c.covers(need) && self.policy.grants(c)),
             None => self.policy.grants_need(need),
+        }
+    }
+
+    /// The directories to preopen: the policy's `fs` grants, narrowed to what the manifest
+    /// declares (and to the declared mode) when it has one.
+    pub fn preopens(&self) -> Vec<(FsGrant, FsMode)> {
+        let grants = &self.policy.capabilities.fs;
+        match self.declared {
+            None => grants.iter().map(|g| (g.clone(), g.mode)).collect(),
+            Some(declared) => declared
+                .iter()
+                .filter_map(|c| match c {
+                    Capability::Fs { mode, path } => grants
+                        .iter()
+                        .find(|g| g.guest == *path && g.mode.covers(*mode))
+                        .map(|g| (g.clone(), *mode)),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the import `module.name` may be linked to the host's function.
+    fn allows_import(&self, module: &str, name: &str) -> bool {
+        match capability::classify_core_import(module, name).0 {
+            ImportClass::Core => true,
+            ImportClass::Needs(need) => self.allows(&need),
+            ImportClass::Unknown => false,
         }
     }
 
@@ -81,7 +110,40 @@ macro_rules! define {
 /// The Extism log level the host reports: info, so debug and trace lines are not sent.
 const LOG_LEVEL_INFO: i32 = 2;
 
-pub fn linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> {
+/// The linker for one module: Extism functions by grant, and WASI when the module imports it.
+pub fn linker(engine: &Engine, grants: &Grants<'_>, module: &Module) -> Result<Linker<State>> {
+    let mut linker = extism_linker(engine, grants)?;
+    if module.imports().any(|i| i.module() == WASI_P1) {
+        add_wasi(&mut linker, grants, module)?;
+    }
+    Ok(linker)
+}
+
+/// WASI preview 1 from wasmtime-wasi, which registers its functions as one set. Every import
+/// of the module whose capability is not granted is then shadowed by a function that refuses
+/// the call, so the real one is never reachable. (The context is built from the grants too:
+/// preopens only from `fs` grants, no environment, stdio in capped pipes.)
+fn add_wasi(linker: &mut Linker<State>, grants: &Grants<'_>, module: &Module) -> Result<()> {
+    wasmtime_wasi::p1::add_to_linker_sync(linker, |state: &mut State| {
+        state.wasi.as_mut().expect("a store for a WASI module carries a WASI context")
+    })?;
+    linker.allow_shadowing(true);
+    for import in module.imports().filter(|i| i.module() == WASI_P1) {
+        if grants.allows_import(WASI_P1, import.name()) {
+            continue;
+        }
+        if let ExternType::Func(ty) = import.ty() {
+            let name = import.name().to_string();
+            linker.func_new(WASI_P1, import.name(), ty, move |_, _, _| {
+                Err(fault(HostFault::Denied(format!("`{WASI_P1}.{name}` needs a capability that is not granted"))))
+            })?;
+        }
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn extism_linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> {
     let mut linker: Linker<State> = Linker::new(engine);
     let l = &mut linker;
     let g = grants;

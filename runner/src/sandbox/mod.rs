@@ -104,7 +104,7 @@ impl Sandbox {
         let compile_ns = started.elapsed().as_nanos() as u64;
 
         let grants = link::Grants::new(&self.policy, vetting.manifest.manifest());
-        let linker = link::linker(&self.engine, &grants)
+        let linker = link::linker(&self.engine, &grants, &module)
             .map_err(|e| SandboxError::Engine { policy: self.policy.name().to_string(), message: format!("{e:#}") })?;
         let pre = match linker.instantiate_pre(&module) {
             Ok(pre) => pre,
@@ -112,9 +112,16 @@ impl Sandbox {
             // capability was not granted, so the linker has no function for it.
             Err(e) => return Ok(Load::Failed(Outcome::failed(Code::HostCallDenied, format!("cannot link: {e:#}")))),
         };
+        // Directories are opened only for a module that imports file functions at all.
+        let needs_fs = analysis.imports.iter().any(|i| {
+            i.class == crate::capability::ImportClass::Needs(crate::capability::Need::Family(crate::capability::Family::Fs))
+        });
+        let preopens = if needs_fs { grants.preopens() } else { Vec::new() };
+        let uses_wasi = analysis.abis().contains(&Abi::WasiPreview1);
         Ok(Load::Ready(Plugin {
             pre,
             abi,
+            wasi: uses_wasi.then_some(WasiSetup { preopens }),
             limits: self.policy.limits.clone(),
             config: Arc::new(options.config.clone()),
             vars: Arc::new(Mutex::new(BTreeMap::new())),
@@ -155,6 +162,8 @@ pub enum CallAbi {
 pub struct Plugin {
     pre: InstancePre<State>,
     abi: CallAbi,
+    /// Set when the module imports WASI preview 1.
+    wasi: Option<WasiSetup>,
     limits: Limits,
     config: Arc<BTreeMap<String, String>>,
     /// Plugin-private state kept across calls (and across instances).
@@ -189,7 +198,16 @@ impl Plugin {
             return Outcome::failed(Code::InputTooLarge, message).with_stats(stats);
         }
         let engine = self.pre.module().engine();
-        let state = State::new(&self.limits, input.bytes.clone(), self.config.clone(), self.vars.clone());
+        let mut state = State::new(&self.limits, input.bytes.clone(), self.config.clone(), self.vars.clone());
+        if let Some(setup) = &self.wasi {
+            match setup.context(&input.bytes, self.limits.output.get()) {
+                Ok((context, stdio)) => {
+                    state.wasi = Some(context);
+                    state.stdio = Some(stdio);
+                }
+                Err(message) => return Outcome::failed(Code::HostCallDenied, message).with_stats(stats),
+            }
+        }
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         let ticks = self.limits.timeout.get().as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
@@ -224,8 +242,13 @@ impl Plugin {
                 outcome::finish(Outcome::failed(Code::PluginError, error), &mut store, stats)
             }
             Ok(Returned::Values(text)) => {
-                stats.output_bytes = text.len() as u64;
-                outcome::finish(Outcome::ok(text.into_bytes()), &mut store, stats)
+                // An export that returns nothing (a WASI `_start`) speaks through stdout.
+                let output = match store.data().stdout() {
+                    Some(stdout) if text.is_empty() => stdout,
+                    _ => text.into_bytes(),
+                };
+                stats.output_bytes = output.len() as u64;
+                outcome::finish(Outcome::ok(output), &mut store, stats)
             }
             Err(CallError::Usage(message)) => outcome::finish(Outcome::failed(Code::Trap, message), &mut store, stats),
             Err(CallError::Wasm(error)) => outcome::from_error(&error, &mut store, stats),
@@ -331,10 +354,49 @@ fn start_epoch_ticker(engine: &Engine) {
         .expect("the epoch ticker thread starts");
 }
 
-/// Per-store state: the limiter and the Extism kernel's memory and I/O.
+/// How to give a WASI module its context on each call.
+struct WasiSetup {
+    preopens: Vec<(crate::policy::FsGrant, crate::capability::FsMode)>,
+}
+
+/// A WASI program's captured stdout and stderr.
+pub(crate) struct Stdio {
+    stdout: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+    stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+}
+
+impl WasiSetup {
+    /// A context with only granted authority: the input on stdin, stdout and stderr in pipes
+    /// capped at the output limit, no environment or arguments, the granted preopens.
+    fn context(&self, input: &[u8], output_cap: u64) -> Result<(wasmtime_wasi::p1::WasiP1Ctx, Stdio), String> {
+        use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+        // One byte over the limit: a pipe that fills up proves the plugin wrote past it (p1's
+        // fd_write then returns an error to the plugin rather than trapping).
+        let cap = usize::try_from(output_cap.saturating_add(1)).unwrap_or(usize::MAX);
+        let stdio = Stdio { stdout: MemoryOutputPipe::new(cap), stderr: MemoryOutputPipe::new(cap) };
+        let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
+        builder.stdin(MemoryInputPipe::new(input.to_vec()));
+        builder.stdout(stdio.stdout.clone());
+        builder.stderr(stdio.stderr.clone());
+        for (grant, mode) in &self.preopens {
+            let perms = match mode {
+                crate::capability::FsMode::Ro => wasmtime_wasi::FsPerms::ReadOnly,
+                crate::capability::FsMode::Rw => wasmtime_wasi::FsPerms::ReadWrite,
+            };
+            builder
+                .preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|e| format!("cannot preopen {} as {}: {e:#}", grant.host, grant.guest))?;
+        }
+        Ok((builder.build_p1(), stdio))
+    }
+}
+
+/// Per-store state: the limiter, the Extism kernel's memory and I/O, and the WASI context.
 pub struct State {
     pub(crate) limiter: Limiter,
     pub(crate) extism: ExtismState,
+    pub(crate) wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
+    pub(crate) stdio: Option<Stdio>,
 }
 
 pub(crate) struct ExtismState {
@@ -369,7 +431,27 @@ impl State {
                 config,
                 vars,
             },
+            wasi: None,
+            stdio: None,
         }
+    }
+
+    /// Whether stdout or stderr took more than the output limit.
+    pub(crate) fn stdio_overflowed(&self) -> bool {
+        self.stdio.as_ref().is_some_and(|s| {
+            let cap = self.limiter.output_cap as usize;
+            s.stdout.contents().len() > cap || s.stderr.contents().len() > cap
+        })
+    }
+
+    fn stdout(&self) -> Option<Vec<u8>> {
+        self.stdio.as_ref().map(|s| s.stdout.contents().to_vec())
+    }
+
+    /// What a WASI program wrote to stderr, as log lines.
+    pub(crate) fn stderr_lines(&self) -> Vec<(&'static str, String)> {
+        let Some(stdio) = &self.stdio else { return Vec::new() };
+        String::from_utf8_lossy(&stdio.stderr.contents()).lines().map(|l| ("stderr", l.to_string())).collect()
     }
 
     /// Allocates Extism memory within what the memory limit leaves.

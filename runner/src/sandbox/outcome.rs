@@ -66,6 +66,17 @@ pub fn classify(error: &wasmtime::Error) -> (Code, String) {
     if let Some(limit) = error.downcast_ref::<TableLimit>() {
         return (Code::TableLimit, limit.to_string());
     }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return match exit.0 {
+            0 => (Code::Ok, String::new()),
+            status => (Code::Exit, format!("the program exited with status {status}")),
+        };
+    }
+    // wasmtime-wasi's memory pipe refuses a write past its capacity with this trap; the
+    // pipes are sized to the output limit. (Pinned dependency; a test covers the wording.)
+    if format!("{error:#}").contains("write beyond capacity of MemoryOutputPipe") {
+        return (Code::OutputTooLarge, "stdout or stderr past the output limit".to_string());
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (Code::Timeout, "the call ran past its deadline".to_string()),
         Some(Trap::OutOfFuel) => (Code::FuelExhausted, "the call used all its fuel".to_string()),
@@ -75,18 +86,30 @@ pub fn classify(error: &wasmtime::Error) -> (Code, String) {
     }
 }
 
-pub(super) fn from_error(error: &wasmtime::Error, store: &mut Store<State>, stats: super::Stats) -> Outcome {
+pub(super) fn from_error(error: &wasmtime::Error, store: &mut Store<State>, mut stats: super::Stats) -> Outcome {
     let (code, message) = classify(error);
+    if code == Code::Ok {
+        // A WASI program that called proc_exit(0) finished normally.
+        let output = store.data().stdout().unwrap_or_default();
+        stats.output_bytes = output.len() as u64;
+        return finish(Outcome::ok(output), store, stats);
+    }
     finish(Outcome::failed(code, message), store, stats)
 }
 
 /// Adds what the store knows (fuel used, peak memory, logs) to an outcome.
 pub(super) fn finish(mut outcome: Outcome, store: &mut Store<State>, mut stats: Stats) -> Outcome {
+    // Whatever else happened (a plugin spinning on a refused write ends in a timeout), output
+    // past the limit is what the plugin did wrong.
+    if store.data().stdio_overflowed() {
+        outcome = Outcome::failed(Code::OutputTooLarge, "stdout or stderr past the output limit");
+    }
     if let (Ok(left), Some(given)) = (store.get_fuel(), store.data().limiter.fuel_given) {
         stats.instructions = Some(given.saturating_sub(left));
     }
     stats.peak_memory_bytes = store.data().limiter.peak_memory;
     outcome.logs = std::mem::take(&mut store.data_mut().extism.logs);
+    outcome.logs.extend(store.data().stderr_lines());
     outcome.stats = stats;
     outcome
 }
