@@ -198,10 +198,22 @@ impl FromStr for Capability {
     }
 }
 
-/// Checks a host name or a `*.domain` wildcard as written in manifests and policies.
+/// Splits `host[:port]`.
+fn split_port(pattern: &str) -> (&str, Option<&str>) {
+    match pattern.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (pattern, None),
+    }
+}
+
+/// Checks a host name or a `*.domain` wildcard, with an optional `:port`, as written in
+/// manifests and policies. Without a port only the scheme's default port is allowed.
 pub fn validate_host_pattern(pattern: &str) -> Result<(), String> {
-    let host = pattern.strip_prefix("*.").unwrap_or(pattern);
-    let ok = !host.is_empty()
+    let (host_part, port) = split_port(pattern);
+    let host = host_part.strip_prefix("*.").unwrap_or(host_part);
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let ok = port_ok
+        && !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
             !label.is_empty()
@@ -214,17 +226,27 @@ pub fn validate_host_pattern(pattern: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{pattern}` is not a host name or `*.domain` pattern (no scheme, port, path or user)"
+            "`{pattern}` is not a host name or `*.domain` pattern with an optional `:port` (no scheme, path or user)"
         ))
     }
 }
 
-/// Whether a host allowlist pattern (`api.example.com`, `*.example.org`) matches `host`.
+/// Whether an allowlist pattern (`api.example.com`, `*.example.org`, `127.0.0.1:8080`)
+/// matches `host` with `port` (`None` meaning the scheme's default port).
 pub fn host_pattern_matches(pattern: &str, host: &str) -> bool {
+    let (pattern_host, pattern_port) = split_port(pattern);
+    let (host, port) = split_port(host);
+    if pattern_port != port {
+        return false;
+    }
     let host = host.to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(domain) => host.len() > domain.len() + 1 && host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.'),
-        None => pattern.eq_ignore_ascii_case(&host),
+    match pattern_host.strip_prefix("*.") {
+        Some(domain) => {
+            host.len() > domain.len() + 1
+                && host.ends_with(&domain.to_ascii_lowercase())
+                && host[..host.len() - domain.len()].ends_with('.')
+        }
+        None => pattern_host.eq_ignore_ascii_case(&host),
     }
 }
 
@@ -460,7 +482,7 @@ mod tests {
 
     #[test]
     fn capability_strings_parse_and_print() {
-        for text in ["log", "http:api.example.com", "http:*.example.org", "fs:ro:/data", "fs:rw:/", "host:kv_get"] {
+        for text in ["log", "http:api.example.com", "http:localhost:8080", "http:*.example.org", "fs:ro:/data", "fs:rw:/", "host:kv_get"] {
             assert_eq!(text.parse::<Capability>().unwrap().to_string(), text);
         }
         for bad in [
@@ -473,7 +495,8 @@ mod tests {
             "teleport",
             "http:https://x.com",
             "http:user@x.com",
-            "http:x.com:8080",
+            "http:x.com:0",
+            "http:x.com:http",
             "host:",
         ] {
             assert!(bad.parse::<Capability>().is_err(), "{bad} parsed");
@@ -488,5 +511,9 @@ mod tests {
         assert!(host_pattern_matches("*.example.org", "a.b.example.org"));
         assert!(!host_pattern_matches("*.example.org", "example.org"));
         assert!(!host_pattern_matches("*.example.org", "evilexample.org"));
+        assert!(host_pattern_matches("127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(!host_pattern_matches("127.0.0.1:8080", "127.0.0.1:8081"));
+        assert!(!host_pattern_matches("127.0.0.1:8080", "127.0.0.1"));
+        assert!(!host_pattern_matches("api.example.com", "api.example.com:8443"));
     }
 }

@@ -378,3 +378,74 @@ fn a_rust_wasip1_program_runs_with_stdio_captured() {
     assert_eq!(outcome.code, Code::Ok, "{outcome:?}");
     assert_eq!(outcome.output.as_deref(), Some(&b"Hello, Ada!\n"[..]));
 }
+
+/// A loopback HTTP server that answers one request per given response, then stops. Returns
+/// its port and, when joined, the request lines it saw.
+fn serve(responses: Vec<&'static str>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for response in responses {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            seen.push(line.trim_end().to_string());
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let mut stream = stream;
+            stream.write_all(response.as_bytes()).unwrap();
+        }
+        seen
+    });
+    (port, handle)
+}
+
+const FETCH: &str = r#"(module
+    (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+    (import "extism:host/env" "http_request" (func $http (param i64 i64) (result i64)))
+    (import "extism:host/env" "http_status_code" (func $status (result i32)))
+    (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+    (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+    ;; The input is the PDK's request JSON; returns 0 when the response status is 200.
+    (func (export "fetch") (result i32) (local $r i64)
+      (local.set $r (call $http (call $input_offset) (i64.const 0)))
+      (call $output_set (local.get $r) (call $length (local.get $r)))
+      (i32.sub (call $status) (i32.const 200))))"#;
+
+#[test]
+fn http_reaches_allowed_hosts_only() {
+    let (port, server) = serve(vec![
+        "HTTP/1.1 200 OK\r\nContent-Length: 16\r\nConnection: close\r\n\r\nhi from loopback",
+        "HTTP/1.1 302 Found\r\nLocation: http://evil.example/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    ]);
+    let mut policy = policy("");
+    policy.capabilities.http.push(format!("127.0.0.1:{port}"));
+    let p = plugin(&policy, FETCH);
+    let fetch = |url: String| call(&p, "fetch", &format!(r#"{{"url": "{url}", "method": "GET"}}"#));
+
+    let ok = fetch(format!("http://127.0.0.1:{port}/hello"));
+    assert_eq!((ok.code, ok.output.as_deref()), (Code::Ok, Some(&b"hi from loopback"[..])), "{ok:?}");
+    for denied in [
+        format!("http://127.0.0.1:{}/", port.wrapping_add(1)),
+        format!("http://localhost:{port}/"),
+        format!("http://user@127.0.0.1:{port}/"),
+        "http://127.0.0.1/".to_string(),
+        format!("file:///etc/passwd"),
+    ] {
+        let outcome = fetch(denied.clone());
+        assert_eq!(outcome.code, Code::HostCallDenied, "{denied}: {outcome:?}");
+    }
+    // A redirect goes back to the plugin; it is not followed to a host nobody allowed.
+    let redirected = fetch(format!("http://127.0.0.1:{port}/moved"));
+    assert_eq!(redirected.code, Code::PluginError, "{redirected:?}");
+    let seen = server.join().unwrap();
+    assert_eq!(seen, vec!["GET /hello HTTP/1.1".to_string(), "GET /moved HTTP/1.1".to_string()]);
+}

@@ -1,6 +1,7 @@
 //! Plugin ABIs implemented natively in the host.
 
 pub mod extism;
+pub mod http;
 
 /// Why a host function refused a call. Returned to wasmtime as the call's error, so the call
 /// traps, and classified into a runtime code afterwards.

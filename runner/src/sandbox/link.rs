@@ -52,6 +52,22 @@ impl<'a> Grants<'a> {
         }
     }
 
+    /// The hosts HTTP requests may go to: the manifest's declared `http:` hosts that the
+    /// policy grants, or without a manifest the policy's list.
+    pub fn http_allowlist(&self) -> Vec<String> {
+        match self.declared {
+            None => self.policy.capabilities.http.clone(),
+            Some(declared) => declared
+                .iter()
+                .filter(|c| self.policy.grants(c))
+                .filter_map(|c| match c {
+                    Capability::Http { host } => Some(host.clone()),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
     /// Whether the import `module.name` may be linked to the host's function.
     fn allows_import(&self, module: &str, name: &str) -> bool {
         match capability::classify_core_import(module, name).0 {
@@ -274,6 +290,43 @@ fn extism_linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> 
         }
         vars.insert(key, value);
         Ok(())
+    });
+    define!(l, g, "http_request", |mut c: Caller<'_, State>, request: i64, body: i64| -> Result<i64> {
+        let text = block_text(&c, request)?;
+        let request: crate::abi::http::HttpRequest = serde_json::from_str(&text)
+            .map_err(|e| fault(HostFault::BadCall(format!("the HTTP request is not valid JSON: {e}"))))?;
+        let body = match body {
+            0 => None,
+            handle => Some(c.data().extism.memory.block(as_u64(handle)).map_err(fault)?.to_vec()),
+        };
+        let state = c.data();
+        let time_left = state.extism.deadline.saturating_duration_since(std::time::Instant::now());
+        let response = crate::abi::http::send(
+            &request,
+            body.as_deref(),
+            &state.extism.http_allowlist,
+            time_left,
+            state.limiter.output_cap,
+        )
+        .map_err(fault)?;
+        let state = c.data_mut();
+        state.extism.http_status = i32::from(response.status);
+        state.extism.http_headers = Some(serde_json::to_string(&response.headers).expect("headers serialise"));
+        let handle = state.extism_alloc(response.body.len() as u64).map_err(fault)?;
+        if handle != 0 {
+            state.extism.memory.store(handle, &response.body).map_err(fault)?;
+        }
+        Ok(handle as i64)
+    });
+    define!(l, g, "http_status_code", |c: Caller<'_, State>| -> i32 { c.data().extism.http_status });
+    define!(l, g, "http_headers", |mut c: Caller<'_, State>| -> Result<i64> {
+        let Some(headers) = c.data_mut().extism.http_headers.take() else { return Ok(0) };
+        let state = c.data_mut();
+        let handle = state.extism_alloc(headers.len() as u64).map_err(fault)?;
+        if handle != 0 {
+            state.extism.memory.store(handle, headers.as_bytes()).map_err(fault)?;
+        }
+        Ok(handle as i64)
     });
     define!(l, g, "get_log_level", |_c: Caller<'_, State>| -> i32 { LOG_LEVEL_INFO });
     define!(l, g, "log_trace", |mut c: Caller<'_, State>, h: i64| record_log(&mut c, "trace", h));

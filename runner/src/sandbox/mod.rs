@@ -118,7 +118,9 @@ impl Sandbox {
         });
         let preopens = if needs_fs { grants.preopens() } else { Vec::new() };
         let uses_wasi = analysis.abis().contains(&Abi::WasiPreview1);
+        let http_allowlist = Arc::new(grants.http_allowlist());
         Ok(Load::Ready(Plugin {
+            http_allowlist,
             pre,
             abi,
             wasi: uses_wasi.then_some(WasiSetup { preopens }),
@@ -164,6 +166,7 @@ pub struct Plugin {
     abi: CallAbi,
     /// Set when the module imports WASI preview 1.
     wasi: Option<WasiSetup>,
+    http_allowlist: Arc<Vec<String>>,
     limits: Limits,
     config: Arc<BTreeMap<String, String>>,
     /// Plugin-private state kept across calls (and across instances).
@@ -199,6 +202,8 @@ impl Plugin {
         }
         let engine = self.pre.module().engine();
         let mut state = State::new(&self.limits, input.bytes.clone(), self.config.clone(), self.vars.clone());
+        state.extism.http_allowlist = self.http_allowlist.clone();
+        state.extism.deadline = Instant::now() + self.limits.timeout.get();
         if let Some(setup) = &self.wasi {
             match setup.context(&input.bytes, self.limits.output.get()) {
                 Ok((context, stdio)) => {
@@ -409,6 +414,11 @@ pub(crate) struct ExtismState {
     pub log_bytes: u64,
     pub config: Arc<BTreeMap<String, String>>,
     pub vars: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    pub http_allowlist: Arc<Vec<String>>,
+    pub http_status: i32,
+    pub http_headers: Option<String>,
+    /// When the call's time is up; host calls that block (HTTP) get only what is left.
+    pub deadline: Instant,
 }
 
 impl State {
@@ -430,6 +440,10 @@ impl State {
                 log_bytes: 0,
                 config,
                 vars,
+                http_allowlist: Arc::default(),
+                http_status: 0,
+                http_headers: None,
+                deadline: Instant::now() + limits.timeout.get(),
             },
             wasi: None,
             stdio: None,
