@@ -10,6 +10,7 @@
 //! - Each call gets a fresh instance from a reused [`InstancePre`]; after a trap nothing of the
 //!   old instance survives.
 
+pub mod cache;
 mod link;
 mod outcome;
 
@@ -48,10 +49,16 @@ pub enum SandboxError {
 pub struct Sandbox {
     engine: Engine,
     policy: Policy,
+    cache: cache::ModuleCache,
 }
 
 impl Sandbox {
     pub fn new(policy: &Policy) -> Result<Sandbox, SandboxError> {
+        Sandbox::with_cache(policy, None)
+    }
+
+    /// A sandbox whose compiled modules are also cached on disk in `cache_dir`.
+    pub fn with_cache(policy: &Policy, cache_dir: Option<&std::path::Path>) -> Result<Sandbox, SandboxError> {
         let limits = &policy.limits;
         let mut config = Config::new();
         // Exactly the policy's features: everything off, then what the policy allows on.
@@ -72,7 +79,9 @@ impl Sandbox {
         let engine = Engine::new(&config)
             .map_err(|e| SandboxError::Engine { policy: policy.name().to_string(), message: format!("{e:#}") })?;
         start_epoch_ticker(&engine);
-        Ok(Sandbox { engine, policy: policy.clone() })
+        let cache = cache::ModuleCache::new(&engine, cache_dir)
+            .map_err(|e| SandboxError::Engine { policy: policy.name().to_string(), message: e.to_string() })?;
+        Ok(Sandbox { engine, policy: policy.clone(), cache })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -97,9 +106,15 @@ impl Sandbox {
         };
 
         let started = Instant::now();
-        let module = match compile_bounded(&self.engine, bytes, self.policy.limits.compile_timeout.get()) {
-            Ok(module) => module,
-            Err(outcome) => return Ok(Load::Failed(outcome)),
+        let (module, module_source) = match self.cache.get(&self.engine, &vetting.sha256) {
+            Some(cached) => cached,
+            None => match compile_bounded(&self.engine, bytes, self.policy.limits.compile_timeout.get()) {
+                Ok(module) => {
+                    self.cache.put(&vetting.sha256, &module);
+                    (module, cache::Source::Compiled)
+                }
+                Err(outcome) => return Ok(Load::Failed(outcome)),
+            },
         };
         let compile_ns = started.elapsed().as_nanos() as u64;
 
@@ -120,6 +135,7 @@ impl Sandbox {
         let uses_wasi = analysis.abis().contains(&Abi::WasiPreview1);
         let http_allowlist = Arc::new(grants.http_allowlist());
         Ok(Load::Ready(Plugin {
+            module_source,
             http_allowlist,
             pre,
             abi,
@@ -162,6 +178,8 @@ pub enum CallAbi {
 
 /// A compiled, linked plugin, ready to be called from any thread.
 pub struct Plugin {
+    /// Whether the module was compiled for this load or came from the cache.
+    pub module_source: cache::Source,
     pre: InstancePre<State>,
     abi: CallAbi,
     /// Set when the module imports WASI preview 1.
