@@ -495,3 +495,17 @@ fn compiled_modules_are_cached_and_verified() {
     }
     assert_eq!(load(&Sandbox::with_cache(&policy, Some(dir.path())).unwrap()), Source::Compiled, "planted");
 }
+
+#[test]
+fn compiling_too_long_is_compile_timeout() {
+    let mut policy = Policy::builtin_default();
+    policy.limits.compile_timeout = "1ms".parse().unwrap();
+    let sandbox = Sandbox::new(&policy).unwrap();
+    let file = PluginFile::read(std::path::Path::new("../corpus/guests/extism-greet/extism-greet.wasm")).unwrap();
+    let started = Instant::now();
+    match sandbox.load(&file, &LoadOptions::default()).unwrap() {
+        Load::Failed(outcome) => assert_eq!(outcome.code, Code::CompileTimeout, "{outcome:?}"),
+        _ => panic!("an 80 KB module does not compile in 1 ms"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(50), "the caller is not kept waiting: {:?}", started.elapsed());
+}

@@ -211,8 +211,20 @@ impl Plugin {
         &self.vetting
     }
 
+    /// Creates a fresh instance (store, limits, WASI context) and drops it: what every call
+    /// pays before the export runs. For benchmarks and warm-up.
+    pub fn instantiate(&self) -> Result<(), Outcome> {
+        let outcome = self.call_with(None, &Input::default());
+        if outcome.code == Code::Ok { Ok(()) } else { Err(outcome) }
+    }
+
     /// Calls `function` in a fresh instance.
     pub fn call(&self, function: &str, input: &Input) -> Outcome {
+        self.call_with(Some(function), input)
+    }
+
+    /// Instantiates, then calls `function` unless it is `None`.
+    fn call_with(&self, function: Option<&str>, input: &Input) -> Outcome {
         let mut stats = Stats { compile_ns: self.compile_ns, input_bytes: input.bytes.len() as u64, ..Stats::default() };
         if input.bytes.len() as u64 > self.limits.input.get() {
             let message = format!("{} bytes of input; the limit is {}", input.bytes.len(), self.limits.input);
@@ -248,6 +260,7 @@ impl Plugin {
             Err(error) => return outcome::from_error(&error, &mut store, stats),
         };
 
+        let Some(function) = function else { return Outcome::ok(Vec::new()).with_stats(stats) };
         let started = Instant::now();
         let result = match self.abi {
             CallAbi::Extism => call_extism(&mut store, &instance, function),
