@@ -6,14 +6,7 @@ use std::path::PathBuf;
 use stockade::report;
 use stockade::vet::{VetOptions, Verdict};
 
-use super::{PolicyArg, Status};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Human,
-    /// `stockade.inspect/1`.
-    Json,
-}
+use super::{HumanOrJson, LoadArgs, Status};
 
 /// Show a plugin's details: its imports and the capability each maps to, exports, memories,
 /// tables, code size, declared limits, custom sections and the manifest in use.
@@ -24,15 +17,11 @@ pub struct Opts {
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
 
-    /// Manifest to use instead of the module's own.
-    #[arg(long, short = 'm', value_name = "MANIFEST")]
-    manifest: Option<PathBuf>,
-
     #[command(flatten)]
-    policy: PolicyArg,
+    load: LoadArgs,
 
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Human)]
-    format: Format,
+    #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
+    format: HumanOrJson,
 }
 
 const AFTER_HELP: &str = "\
@@ -47,15 +36,15 @@ Exit status:
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let policy = self.policy.load()?;
+        let policy = self.load.policy.load()?;
         let mut options = VetOptions::new(&policy);
-        options.manifest = self.manifest.as_deref();
+        options.manifest = self.load.manifest.as_deref();
         let file = super::read_plugin(&self.plugin)?;
         let vetting = stockade::vet(&file, &options)?;
         let mut out = anstream::stdout().lock();
         match self.format {
-            Format::Human => write!(out, "{}", report::inspect::human(&vetting, &policy, super::stdout_colored()))?,
-            Format::Json => writeln!(out, "{}", report::inspect::json(&vetting))?,
+            HumanOrJson::Human => write!(out, "{}", report::inspect::human(&vetting, &policy, super::stdout_colored()))?,
+            HumanOrJson::Json => writeln!(out, "{}", report::inspect::json(&vetting))?,
         }
         out.flush()?;
         let undecodable = vetting.analysis.is_none() && vetting.verdict() == Verdict::Fail;

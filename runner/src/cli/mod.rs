@@ -66,6 +66,25 @@ impl From<Status> for ExitCode {
     }
 }
 
+/// `--format` of the commands that print for people or as one JSON document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HumanOrJson {
+    Human,
+    /// The command's versioned JSON document (`stockade.<command>/1`).
+    Json,
+}
+
+/// The plugin's manifest and the policy, for the commands that load one plugin.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LoadArgs {
+    /// Manifest to use instead of the module's own.
+    #[arg(long, short = 'm', value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub policy: PolicyArg,
+}
+
 /// `--policy` shared by the commands that apply one.
 #[derive(clap::Args, Clone, Debug)]
 pub struct PolicyArg {

@@ -9,14 +9,7 @@ use stockade::Code;
 use stockade::report;
 use stockade::sandbox::{Input, Load, LoadOptions, Sandbox};
 
-use super::{PolicyArg, Status};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Human,
-    /// `stockade.run/1`.
-    Json,
-}
+use super::{HumanOrJson, LoadArgs, Status};
 
 /// Run a plugin: vet it, then call one export inside the sandbox under the policy's limits.
 #[derive(clap::Parser)]
@@ -42,15 +35,11 @@ pub struct Opts {
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     config: Vec<(String, String)>,
 
-    /// Manifest to use instead of the module's own.
-    #[arg(long, short = 'm', value_name = "MANIFEST")]
-    manifest: Option<PathBuf>,
-
     #[command(flatten)]
-    policy: PolicyArg,
+    load: LoadArgs,
 
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Human)]
-    format: Format,
+    #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
+    format: HumanOrJson,
 }
 
 const AFTER_HELP: &str = "\
@@ -84,17 +73,17 @@ fn read_input(spec: &str) -> anyhow::Result<Vec<u8>> {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let policy = self.policy.load()?;
+        let policy = self.load.policy.load()?;
         let input = Input { bytes: read_input(&self.input)?, args: self.args };
         let sandbox = Sandbox::new(&policy)?;
         let file = super::read_plugin(&self.plugin)?;
-        let options = LoadOptions { manifest: self.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
+        let options = LoadOptions { manifest: self.load.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
         let mut out = anstream::stdout().lock();
         let outcome = match sandbox.load(&file, &options)? {
             Load::Refused(vetting) => {
                 match self.format {
-                    Format::Human => write!(out, "{}", report::human::vetting(&vetting, super::stdout_colored()))?,
-                    Format::Json => writeln!(out, "{}", report::run::refused_json(&vetting))?,
+                    HumanOrJson::Human => write!(out, "{}", report::human::vetting(&vetting, super::stdout_colored()))?,
+                    HumanOrJson::Json => writeln!(out, "{}", report::run::refused_json(&vetting))?,
                 }
                 return Ok(Status::Findings);
             }
@@ -102,8 +91,8 @@ impl Opts {
             Load::Ready(plugin) => plugin.call(&self.call, &input),
         };
         match self.format {
-            Format::Human => write!(out, "{}", report::run::human(&outcome, &self.call, &policy.limits, super::stdout_colored()))?,
-            Format::Json => writeln!(out, "{}", report::run::json(&outcome))?,
+            HumanOrJson::Human => write!(out, "{}", report::run::human(&outcome, &self.call, &policy.limits, super::stdout_colored()))?,
+            HumanOrJson::Json => writeln!(out, "{}", report::run::json(&outcome))?,
         }
         out.flush()?;
         Ok(if outcome.code == Code::Ok { Status::Ok } else { Status::Findings })
