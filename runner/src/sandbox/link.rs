@@ -68,21 +68,13 @@ impl<'a> Grants<'a> {
         }
     }
 
-    /// Whether the import `module.name` may be linked to the host's function.
+    /// Whether the import `module.name` may be linked to the host's function. A name the
+    /// catalog does not know is never linked.
     fn allows_import(&self, module: &str, name: &str) -> bool {
         match capability::classify_core_import(module, name).0 {
             ImportClass::Core => true,
             ImportClass::Needs(need) => self.allows(&need),
             ImportClass::Unknown => false,
-        }
-    }
-
-    /// Whether the Extism host function `name` may be linked.
-    fn allows_extism(&self, name: &str) -> bool {
-        match capability::classify_core_import(EXTISM_ENV, name).0 {
-            ImportClass::Core => true,
-            ImportClass::Needs(need) => self.allows(&need),
-            ImportClass::Unknown => unreachable!("every Extism function the host defines is in the catalog"),
         }
     }
 }
@@ -117,7 +109,12 @@ fn record_log(caller: &mut Caller<'_, State>, level: &'static str, handle: i64) 
 
 macro_rules! define {
     ($linker:ident, $grants:ident, $name:literal, $func:expr) => {
-        if $grants.allows_extism($name) {
+        debug_assert!(
+            capability::classify_core_import(EXTISM_ENV, $name).0 != ImportClass::Unknown,
+            "`{}` is defined by the host but missing from the capability catalog",
+            $name
+        );
+        if $grants.allows_import(EXTISM_ENV, $name) {
             $linker.func_wrap(EXTISM_ENV, $name, $func)?;
         }
     };
@@ -216,12 +213,12 @@ fn extism_linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> 
         if let Some(handle) = c.data().extism.input_handle {
             return Ok(handle as i64);
         }
-        let input = c.data().extism.input.clone();
         let state = c.data_mut();
-        let handle = state.extism_alloc(input.len() as u64).map_err(fault)?;
-        if handle != 0 {
-            state.extism.memory.store(handle, &input).map_err(fault)?;
-        }
+        // Borrowed out and back rather than copied: the input can be the largest value here.
+        let input = std::mem::take(&mut state.extism.input);
+        let allocated = state.extism_alloc_bytes(&input);
+        state.extism.input = input;
+        let handle = allocated.map_err(fault)?;
         state.extism.input_handle = Some(handle);
         Ok(handle as i64)
     });
@@ -254,10 +251,7 @@ fn extism_linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> 
         let key = block_text(&c, key)?;
         let Some(value) = c.data().extism.config.get(&key).cloned() else { return Ok(0) };
         let state = c.data_mut();
-        let handle = state.extism_alloc(value.len() as u64).map_err(fault)?;
-        if handle != 0 {
-            state.extism.memory.store(handle, value.as_bytes()).map_err(fault)?;
-        }
+        let handle = state.extism_alloc_bytes(value.as_bytes()).map_err(fault)?;
         Ok(handle as i64)
     });
     define!(l, g, "var_get", |mut c: Caller<'_, State>, key: i64| -> Result<i64> {
@@ -265,10 +259,7 @@ fn extism_linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> 
         let value = c.data().extism.vars.lock().expect("vars lock").get(&key).cloned();
         let Some(value) = value else { return Ok(0) };
         let state = c.data_mut();
-        let handle = state.extism_alloc(value.len() as u64).map_err(fault)?;
-        if handle != 0 {
-            state.extism.memory.store(handle, &value).map_err(fault)?;
-        }
+        let handle = state.extism_alloc_bytes(&value).map_err(fault)?;
         Ok(handle as i64)
     });
     define!(l, g, "var_set", |c: Caller<'_, State>, key: i64, value: i64| -> Result<()> {
@@ -312,20 +303,14 @@ fn extism_linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> 
         let state = c.data_mut();
         state.extism.http_status = i32::from(response.status);
         state.extism.http_headers = Some(serde_json::to_string(&response.headers).expect("headers serialise"));
-        let handle = state.extism_alloc(response.body.len() as u64).map_err(fault)?;
-        if handle != 0 {
-            state.extism.memory.store(handle, &response.body).map_err(fault)?;
-        }
+        let handle = state.extism_alloc_bytes(&response.body).map_err(fault)?;
         Ok(handle as i64)
     });
     define!(l, g, "http_status_code", |c: Caller<'_, State>| -> i32 { c.data().extism.http_status });
     define!(l, g, "http_headers", |mut c: Caller<'_, State>| -> Result<i64> {
         let Some(headers) = c.data_mut().extism.http_headers.take() else { return Ok(0) };
         let state = c.data_mut();
-        let handle = state.extism_alloc(headers.len() as u64).map_err(fault)?;
-        if handle != 0 {
-            state.extism.memory.store(handle, headers.as_bytes()).map_err(fault)?;
-        }
+        let handle = state.extism_alloc_bytes(headers.as_bytes()).map_err(fault)?;
         Ok(handle as i64)
     });
     define!(l, g, "get_log_level", |_c: Caller<'_, State>| -> i32 { LOG_LEVEL_INFO });

@@ -507,6 +507,15 @@ impl State {
         Ok(handle)
     }
 
+    /// Copies `bytes` into a new Extism block; no bytes is handle 0, as the ABI has it.
+    pub(crate) fn extism_alloc_bytes(&mut self, bytes: &[u8]) -> Result<u64, HostFault> {
+        let handle = self.extism_alloc(bytes.len() as u64)?;
+        if handle != 0 {
+            self.extism.memory.store(handle, bytes)?;
+        }
+        Ok(handle)
+    }
+
     fn extism_output(&self) -> Option<Vec<u8>> {
         let (handle, len) = self.extism.output?;
         self.extism.memory.load(handle, len).ok().map(<[u8]>::to_vec)

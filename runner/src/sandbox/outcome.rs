@@ -52,6 +52,7 @@ impl Outcome {
 
 /// Classifies what a trap or a refused host call means.
 pub fn classify(error: &wasmtime::Error) -> (Code, String) {
+    // The chain starts with the error itself, then whatever wasmtime wrapped around it.
     for cause in error.chain() {
         if let Some(fault) = cause.downcast_ref::<HostFault>() {
             return (fault.code(), fault.to_string());
@@ -59,12 +60,6 @@ pub fn classify(error: &wasmtime::Error) -> (Code, String) {
         if let Some(limit) = cause.downcast_ref::<TableLimit>() {
             return (Code::TableLimit, limit.to_string());
         }
-    }
-    if let Some(fault) = error.downcast_ref::<HostFault>() {
-        return (fault.code(), fault.to_string());
-    }
-    if let Some(limit) = error.downcast_ref::<TableLimit>() {
-        return (Code::TableLimit, limit.to_string());
     }
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return match exit.0 {
