@@ -18,8 +18,12 @@ const GREET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/guests/extis
 const NOOP_WAT: &str = r#"(module (memory (export "memory") 1) (func (export "noop") (result i32) (i32.const 0)))"#;
 
 fn stockade_plugin(sandbox: &Sandbox, path: &str, raw: Vec<u8>) -> Plugin {
+    stockade_plugin_with(sandbox, path, raw, &LoadOptions::default())
+}
+
+fn stockade_plugin_with(sandbox: &Sandbox, path: &str, raw: Vec<u8>, options: &LoadOptions) -> Plugin {
     let file = PluginFile { path: path.into(), raw };
-    match sandbox.load(&file, &LoadOptions::default()).unwrap() {
+    match sandbox.load(&file, options).unwrap() {
         Load::Ready(plugin) => plugin,
         _ => panic!("{path} loads"),
     }
@@ -31,6 +35,12 @@ fn benches(c: &mut Criterion) {
     let sandbox = Sandbox::new(&policy).unwrap();
     let greet = stockade_plugin(&sandbox, GREET, wasm.clone());
     let noop = stockade_plugin(&sandbox, "/nonexistent/noop.wat", NOOP_WAT.as_bytes().to_vec());
+    let noop_fresh = stockade_plugin_with(
+        &sandbox,
+        "/nonexistent/noop.wat",
+        NOOP_WAT.as_bytes().to_vec(),
+        &LoadOptions { fresh_instance_per_call: true, ..LoadOptions::default() },
+    );
 
     let manifest = extism::Manifest::new([extism::Wasm::data(wasm.clone())]);
     let compiled = extism::CompiledPlugin::new(extism::PluginBuilder::new(manifest.clone())).unwrap();
@@ -69,7 +79,8 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("noop-call");
     group.sample_size(30).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-    group.bench_function("stockade (fresh instance per call)", |b| b.iter(|| noop.call("noop", &Input::default())));
+    group.bench_function("stockade (reused instance)", |b| b.iter(|| noop.call("noop", &Input::default())));
+    group.bench_function("stockade (fresh instance per call)", |b| b.iter(|| noop_fresh.call("noop", &Input::default())));
     let mut store = wasmtime::Store::new(&raw_engine, ());
     let instance = raw_pre.instantiate(&mut store).unwrap();
     let func = instance.get_typed_func::<(), i32>(&mut store, "noop").unwrap();

@@ -83,6 +83,14 @@ fn fuel_bounds_instructions() {
     let outcome = p.call("spin", &Input::default());
     assert_eq!(outcome.code, Code::FuelExhausted, "{outcome:?}");
     assert_eq!(outcome.stats.instructions, Some(10_000));
+    // Fuel is per call: a reused instance gets its fuel again, many times over.
+    let p = plugin(&policy("").clone_with_fuel(10_000), r#"(module (func (export "count") (result i32)
+        (local $i i32) (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 500)))) (local.get $i)))"#);
+    for _ in 0..100 {
+        let outcome = p.call("count", &Input::default());
+        assert_eq!(outcome.code, Code::Ok, "{outcome:?}");
+        assert!(outcome.stats.instructions.unwrap() < 10_000);
+    }
 }
 
 trait WithFuel {
@@ -196,6 +204,74 @@ fn a_trap_leaves_the_plugin_usable() {
     assert_eq!((ok.code, ok.output.as_deref()), (Code::Ok, Some(&b"ok"[..])));
     let failed = call(&p, "fail", "");
     assert_eq!((failed.code, failed.error.as_deref()), (Code::PluginError, Some("x")));
+}
+
+/// A counter in a global, a memory that grows by a page per call, and an Extism handle kept
+/// from one call to the next: what a reused instance keeps, and what a fresh one does not.
+const STATEFUL: &str = r#"
+    (global $calls (mut i32) (i32.const 0))
+    (global $kept (mut i64) (i64.const 0))
+    (func (export "count") (result i32) (local $h i64)
+      (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+      (local.set $h (call $alloc (i64.const 1)))
+      (call $store_u8 (local.get $h) (i32.add (i32.const 48) (global.get $calls)))
+      (call $output_set (local.get $h) (i64.const 1)) (i32.const 0))
+    (func (export "keep") (result i32)
+      (global.set $kept (call $alloc (i64.const 8))) (i32.const 0))
+    (func (export "reuse_kept") (result i32)
+      (drop (call $load_u64 (global.get $kept))) (i32.const 0))
+    (func (export "grow") (result i32)
+      (drop (memory.grow (i32.const 1))) (i32.const 0))
+    (func (export "crash") (result i32) unreachable)"#;
+
+fn output(outcome: &Outcome) -> String {
+    assert_eq!(outcome.code, Code::Ok, "{outcome:?}");
+    String::from_utf8_lossy(outcome.output.as_deref().unwrap_or_default()).into_owned()
+}
+
+#[test]
+fn an_instance_is_reused_after_a_normal_return_and_dropped_after_a_trap() {
+    let p = plugin(&policy(""), &extism_module(STATEFUL));
+    assert_eq!(output(&call(&p, "count", "")), "1");
+    let second = call(&p, "count", "");
+    assert_eq!(output(&second), "2", "the instance that returned normally is reused");
+    assert_eq!(second.stats.instantiate_ns, 0, "no instantiation for a reused instance");
+    assert_eq!(call(&p, "crash", "").code, Code::Trap);
+    assert_eq!(output(&call(&p, "count", "")), "1", "after a trap the next call gets a fresh instance");
+    assert_eq!(call(&p, "count", "").code, Code::Ok);
+    assert_eq!(call(&p, "spin_does_not_exist", "").code, Code::Trap);
+    assert_eq!(output(&call(&p, "count", "")), "1", "after any failure the instance is dropped");
+}
+
+#[test]
+fn extism_memory_does_not_survive_a_call() {
+    let p = plugin(&policy(""), &extism_module(STATEFUL));
+    assert_eq!(call(&p, "keep", "").code, Code::Ok);
+    let reused = call(&p, "reuse_kept", "");
+    assert_eq!(reused.code, Code::BadHostCall, "a handle from the last call is dangling: {reused:?}");
+}
+
+#[test]
+fn a_reused_instance_still_counts_its_memory_against_the_limit() {
+    // 64 KiB pages: a 4-page limit leaves room for three calls that each grow by one page.
+    let mut policy = policy("");
+    policy.limits.memory = "256KiB".parse().unwrap();
+    let p = plugin(&policy, &extism_module(STATEFUL));
+    for n in 2..=4u64 {
+        let outcome = call(&p, "grow", "");
+        assert_eq!(outcome.code, Code::Ok, "{outcome:?}");
+        assert_eq!(outcome.stats.peak_memory_bytes, n * 65536, "peak counts the memory kept from earlier calls");
+    }
+    assert_eq!(call(&p, "grow", "").code, Code::MemoryLimit);
+    assert_eq!(call(&p, "grow", "").code, Code::Ok, "a fresh instance starts from its initial memory");
+}
+
+#[test]
+fn hosts_can_ask_for_a_fresh_instance_per_call() {
+    let options = LoadOptions { fresh_instance_per_call: true, ..LoadOptions::default() };
+    let Load::Ready(p) = load_with(&policy(""), &extism_module(STATEFUL), &options) else { panic!("loads") };
+    assert_eq!(output(&call(&p, "count", "")), "1");
+    assert_eq!(output(&call(&p, "count", "")), "1");
 }
 
 #[test]

@@ -110,6 +110,12 @@ impl ExtismMemory {
         self.blocks.clear();
         self.free.clear();
     }
+
+    /// Gives the host memory back, so an idle instance does not hold its last call's blocks.
+    pub fn release(&mut self) {
+        self.reset();
+        self.data = Vec::new();
+    }
 }
 
 #[cfg(test)]

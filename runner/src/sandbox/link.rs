@@ -185,14 +185,7 @@ fn extism_linker(engine: &Engine, grants: &Grants<'_>) -> Result<Linker<State>> 
     define!(l, g, "store_u64", |mut c: Caller<'_, State>, offset: i64, value: i64| -> Result<()> {
         c.data_mut().extism.memory.store(as_u64(offset), &value.to_le_bytes()).map_err(fault)
     });
-    define!(l, g, "reset", |mut c: Caller<'_, State>| {
-        let state = c.data_mut();
-        state.extism.memory.reset();
-        state.extism.input_handle = None;
-        state.extism.output = None;
-        state.extism.error = 0;
-        state.limiter.set_extism_bytes(0);
-    });
+    define!(l, g, "reset", |mut c: Caller<'_, State>| c.data_mut().reset_extism_kernel());
     define!(l, g, "memory_bytes", |c: Caller<'_, State>| -> i64 { c.data().extism.memory.footprint() as i64 });
 
     // The kernel: input, output, errors.

@@ -7,8 +7,12 @@
 //!   plugin's linear memories (and its Extism memory) and table elements.
 //! - The linker holds only the host functions of granted capabilities: an import that was not
 //!   granted has nothing to link to, even if the static check were skipped.
-//! - Each call gets a fresh instance from a reused [`InstancePre`]; after a trap nothing of the
-//!   old instance survives.
+//! - Instances come from a reused [`InstancePre`]. After a call that returned normally the
+//!   instance is reset (the Extism kernel's memory, input, output, logs; fuel and deadline are
+//!   set again per call) and kept for the next call of the same plugin, as the Extism host does.
+//!   After a trap, a host fault or any limit, the instance is dropped and the next call gets a
+//!   fresh one, so nothing of a broken instance survives. WASI programs, whose stdio and
+//!   `_start` are one-shot, and hosts that ask for it get a fresh instance for every call.
 
 pub mod cache;
 mod link;
@@ -35,6 +39,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// How many instances (and so memories and tables) may be live at once across all plugins of
 /// one engine; the pooling allocator reserves address space for this many up front.
 const POOL_SLOTS: u32 = 1000;
+/// How many idle instances one plugin keeps for reuse. Idle instances hold pool slots, so this
+/// stays small: one per thread that calls the same plugin at the same time, up to this many.
+const IDLE_INSTANCES_PER_PLUGIN: usize = 4;
 
 /// The operator's environment could not host a sandbox (a tool error, not a finding).
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +150,8 @@ impl Sandbox {
             limits: self.policy.limits.clone(),
             config: Arc::new(options.config.clone()),
             vars: Arc::new(Mutex::new(BTreeMap::new())),
+            reuse_instances: !uses_wasi && !options.fresh_instance_per_call,
+            idle: Mutex::new(Vec::new()),
             compile_ns,
             vetting: Box::new(vetting),
         }))
@@ -165,6 +174,10 @@ pub struct LoadOptions {
     pub config: BTreeMap<String, String>,
     /// Link and run even when vetting fails. Only for proving the linker's own defence.
     pub skip_static_check: bool,
+    /// Never reuse an instance, even after a call that returned normally: for hosts whose
+    /// calls of one plugin come from parties that must not see each other's leftovers in the
+    /// plugin's memory. Costs an instantiation per call.
+    pub fresh_instance_per_call: bool,
 }
 
 /// How exports are called.
@@ -189,6 +202,10 @@ pub struct Plugin {
     config: Arc<BTreeMap<String, String>>,
     /// Plugin-private state kept across calls (and across instances).
     vars: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    /// Whether an instance that returned normally is kept for the next call.
+    reuse_instances: bool,
+    /// Instances that returned normally, reset, waiting for the next call.
+    idle: Mutex<Vec<Warm>>,
     compile_ns: u64,
     vetting: Box<Vetting>,
 }
@@ -211,71 +228,48 @@ impl Plugin {
         &self.vetting
     }
 
-    /// Creates a fresh instance (store, limits, WASI context) and drops it: what every call
-    /// pays before the export runs. For benchmarks and warm-up.
+    /// Creates a fresh instance (store, limits, WASI context) and drops it: what a call pays
+    /// when there is no idle instance to reuse. For benchmarks and warm-up.
     pub fn instantiate(&self) -> Result<(), Outcome> {
-        let outcome = self.call_with(None, &Input::default());
-        if outcome.code == Code::Ok { Ok(()) } else { Err(outcome) }
+        let mut stats = Stats::default();
+        self.fresh_instance(&Input::default(), &mut stats).map(drop)
     }
 
-    /// Calls `function` in a fresh instance.
+    /// Calls `function`, in an idle instance of this plugin if there is one, else in a fresh one.
     pub fn call(&self, function: &str, input: &Input) -> Outcome {
-        self.call_with(Some(function), input)
-    }
-
-    /// Instantiates, then calls `function` unless it is `None`.
-    fn call_with(&self, function: Option<&str>, input: &Input) -> Outcome {
         let mut stats = Stats { compile_ns: self.compile_ns, input_bytes: input.bytes.len() as u64, ..Stats::default() };
         if input.bytes.len() as u64 > self.limits.input.get() {
             let message = format!("{} bytes of input; the limit is {}", input.bytes.len(), self.limits.input);
             return Outcome::failed(Code::InputTooLarge, message).with_stats(stats);
         }
-        let engine = self.pre.module().engine();
-        let mut state = State::new(&self.limits, input.bytes.clone(), self.config.clone(), self.vars.clone());
-        state.extism.http_allowlist = self.http_allowlist.clone();
-        state.extism.deadline = Instant::now() + self.limits.timeout.get();
-        if let Some(setup) = &self.wasi {
-            match setup.context(&input.bytes, self.limits.output.get()) {
-                Ok((context, stdio)) => {
-                    state.wasi = Some(context);
-                    state.stdio = Some(stdio);
-                }
-                Err(message) => return Outcome::failed(Code::HostCallDenied, message).with_stats(stats),
+        let idle = if self.reuse_instances { self.idle.lock().expect("idle instances lock").pop() } else { None };
+        let mut warm = match idle {
+            Some(mut warm) => {
+                self.begin_call(&mut warm.store, input);
+                warm
             }
-        }
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.limiter);
-        let ticks = self.limits.timeout.get().as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        if let Some(fuel) = self.limits.fuel {
-            store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
-        }
-
-        let started = Instant::now();
-        let instance = self.pre.instantiate(&mut store);
-        stats.instantiate_ns = started.elapsed().as_nanos() as u64;
-        let instance = match instance {
-            Ok(instance) => instance,
-            Err(error) => return outcome::from_error(&error, &mut store, stats),
+            None => match self.fresh_instance(input, &mut stats) {
+                Ok(warm) => warm,
+                Err(outcome) => return outcome,
+            },
         };
 
-        let Some(function) = function else { return Outcome::ok(Vec::new()).with_stats(stats) };
         let started = Instant::now();
         let result = match self.abi {
-            CallAbi::Extism => call_extism(&mut store, &instance, function),
-            CallAbi::Core => call_core(&mut store, &instance, function, &input.args),
+            CallAbi::Extism => call_extism(&mut warm.store, &warm.instance, function),
+            CallAbi::Core => call_core(&mut warm.store, &warm.instance, function, &input.args),
         };
         stats.wall_ns = started.elapsed().as_nanos() as u64;
-        match result {
+        let store = &mut warm.store;
+        let outcome = match result {
             Ok(Returned::Extism(0)) => {
                 let output = store.data().extism_output().unwrap_or_default();
                 stats.output_bytes = output.len() as u64;
-                outcome::finish(Outcome::ok(output), &mut store, stats)
+                outcome::finish(Outcome::ok(output), store, stats)
             }
             Ok(Returned::Extism(rc)) => {
                 let error = store.data().extism_error().unwrap_or_else(|| format!("the plugin returned {rc}"));
-                outcome::finish(Outcome::failed(Code::PluginError, error), &mut store, stats)
+                outcome::finish(Outcome::failed(Code::PluginError, error), store, stats)
             }
             Ok(Returned::Values(text)) => {
                 // An export that returns nothing (a WASI `_start`) speaks through stdout.
@@ -284,12 +278,66 @@ impl Plugin {
                     _ => text.into_bytes(),
                 };
                 stats.output_bytes = output.len() as u64;
-                outcome::finish(Outcome::ok(output), &mut store, stats)
+                outcome::finish(Outcome::ok(output), store, stats)
             }
-            Err(CallError::Usage(message)) => outcome::finish(Outcome::failed(Code::Trap, message), &mut store, stats),
-            Err(CallError::Wasm(error)) => outcome::from_error(&error, &mut store, stats),
+            Err(CallError::Usage(message)) => outcome::finish(Outcome::failed(Code::Trap, message), store, stats),
+            Err(CallError::Wasm(error)) => outcome::from_error(&error, store, stats),
+        };
+        // Only an instance whose export returned normally is kept; after a trap, a host fault
+        // or a limit it is dropped here, with its memories and tables.
+        if self.reuse_instances && matches!(outcome.code, Code::Ok | Code::PluginError) {
+            warm.store.data_mut().end_call();
+            let mut idle = self.idle.lock().expect("idle instances lock");
+            if idle.len() < IDLE_INSTANCES_PER_PLUGIN {
+                idle.push(warm);
+            }
+        }
+        outcome
+    }
+
+    /// A new store and instance, set up for one call with `input`.
+    fn fresh_instance(&self, input: &Input, stats: &mut Stats) -> Result<Warm, Outcome> {
+        let engine = self.pre.module().engine();
+        let mut state = State::new(&self.limits, self.config.clone(), self.vars.clone(), self.http_allowlist.clone());
+        if let Some(setup) = &self.wasi {
+            match setup.context(&input.bytes, self.limits.output.get()) {
+                Ok((context, stdio)) => {
+                    state.wasi = Some(context);
+                    state.stdio = Some(stdio);
+                }
+                Err(message) => return Err(Outcome::failed(Code::HostCallDenied, message).with_stats(stats.clone())),
+            }
+        }
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        // The start function runs under the same deadline and fuel as the call.
+        self.begin_call(&mut store, input);
+        let started = Instant::now();
+        let instance = self.pre.instantiate(&mut store);
+        stats.instantiate_ns = started.elapsed().as_nanos() as u64;
+        match instance {
+            Ok(instance) => Ok(Warm { store, instance }),
+            Err(error) => Err(outcome::from_error(&error, &mut store, stats.clone())),
         }
     }
+
+    /// Gives a store this call's input, deadline and fuel, and a clean Extism kernel.
+    fn begin_call(&self, store: &mut Store<State>, input: &Input) {
+        let timeout = self.limits.timeout.get();
+        store.data_mut().begin_call(input.bytes.clone(), Instant::now() + timeout);
+        let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        if let Some(fuel) = self.limits.fuel {
+            store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
+        }
+    }
+}
+
+/// A live instance with its store.
+struct Warm {
+    store: Store<State>,
+    instance: wasmtime::Instance,
 }
 
 enum Returned {
@@ -455,15 +503,15 @@ pub(crate) struct ExtismState {
 impl State {
     fn new(
         limits: &Limits,
-        input: Vec<u8>,
         config: Arc<BTreeMap<String, String>>,
         vars: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+        http_allowlist: Arc<Vec<String>>,
     ) -> State {
         State {
             limiter: Limiter::new(limits),
             extism: ExtismState {
                 memory: ExtismMemory::default(),
-                input,
+                input: Vec::new(),
                 input_handle: None,
                 output: None,
                 error: 0,
@@ -471,7 +519,7 @@ impl State {
                 log_bytes: 0,
                 config,
                 vars,
-                http_allowlist: Arc::default(),
+                http_allowlist,
                 http_status: 0,
                 http_headers: None,
                 deadline: Instant::now() + limits.timeout.get(),
@@ -479,6 +527,35 @@ impl State {
             wasi: None,
             stdio: None,
         }
+    }
+
+    /// Starts a call: its input and deadline, an empty Extism kernel, and the peak memory
+    /// counted from what the instance already holds.
+    fn begin_call(&mut self, input: Vec<u8>, deadline: Instant) {
+        self.reset_extism_kernel();
+        self.extism.input = input;
+        self.extism.deadline = deadline;
+        self.extism.logs.clear();
+        self.extism.log_bytes = 0;
+        self.extism.http_status = 0;
+        self.extism.http_headers = None;
+        self.limiter.peak_memory = self.limiter.in_use();
+    }
+
+    /// Drops what the call left in host memory before the instance waits for the next call.
+    fn end_call(&mut self) {
+        self.reset_extism_kernel();
+        self.extism.memory.release();
+        self.extism.input = Vec::new();
+    }
+
+    /// The kernel's `reset`: frees all Extism memory and forgets input, output and error.
+    pub(crate) fn reset_extism_kernel(&mut self) {
+        self.extism.memory.reset();
+        self.extism.input_handle = None;
+        self.extism.output = None;
+        self.extism.error = 0;
+        self.limiter.set_extism_bytes(0);
     }
 
     /// Whether stdout or stderr took more than the output limit.
