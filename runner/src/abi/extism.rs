@@ -22,6 +22,10 @@ pub struct ExtismMemory {
     blocks: BTreeMap<u64, u64>,
     /// Freed blocks by start offset, reused first-fit.
     free: BTreeMap<u64, u64>,
+    /// The block the last access fell in, as (start, length): the PDKs read and write a block
+    /// eight bytes at a time, so nearly every access hits it and skips the tree lookup.
+    /// Always a live block: cleared whenever a block is freed.
+    last_block: std::cell::Cell<Option<(u64, u64)>>,
 }
 
 fn bad(message: String) -> HostFault {
@@ -63,6 +67,7 @@ impl ExtismMemory {
     /// Frees a block. Freeing 0 or a handle that is not a live block is ignored, as in Extism;
     /// what matters is that the block can no longer be read or written.
     pub fn free(&mut self, handle: u64) {
+        self.last_block.set(None);
         if let Some(len) = self.blocks.remove(&handle) {
             self.free.insert(handle, len);
         }
@@ -75,11 +80,18 @@ impl ExtismMemory {
 
     /// Checks that `[offset, offset + n)` lies inside one live block.
     fn range(&self, offset: u64, n: u64) -> Result<std::ops::Range<usize>, HostFault> {
-        let (&start, &len) = self
-            .blocks
-            .range(..=offset)
-            .next_back()
-            .ok_or_else(|| bad(format!("offset {offset:#x} is in no allocated block")))?;
+        let (start, len) = match self.last_block.get() {
+            Some((start, len)) if (start..start + len).contains(&offset) => (start, len),
+            _ => {
+                let (&start, &len) = self
+                    .blocks
+                    .range(..=offset)
+                    .next_back()
+                    .ok_or_else(|| bad(format!("offset {offset:#x} is in no allocated block")))?;
+                self.last_block.set(Some((start, len)));
+                (start, len)
+            }
+        };
         let end = offset.checked_add(n).ok_or_else(|| bad(format!("offset {offset:#x} + {n} overflows")))?;
         if end > start + len {
             return Err(bad(format!("{n} bytes at {offset:#x} run past the block at {start:#x} ({len} bytes)")));
@@ -106,6 +118,7 @@ impl ExtismMemory {
 
     /// Frees everything.
     pub fn reset(&mut self) {
+        self.last_block.set(None);
         self.data.clear();
         self.blocks.clear();
         self.free.clear();

@@ -92,7 +92,11 @@ fn as_u64(value: i64) -> u64 {
 /// Reads a whole block as (lossy) UTF-8.
 fn block_text(caller: &Caller<'_, State>, handle: i64) -> Result<String> {
     let bytes = caller.data().extism.memory.block(as_u64(handle)).map_err(fault)?;
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+    // `from_utf8` first: its ASCII fast path is several times quicker than the lossy scan.
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    })
 }
 
 /// Log and output captures share the output limit.

@@ -18,11 +18,13 @@ pub mod cache;
 mod link;
 mod outcome;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Module, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Engine, Func, FuncType, InstanceAllocationStrategy, InstancePre, Module, PoolingAllocationConfig, Store, TypedFunc,
+};
 
 use crate::abi::HostFault;
 use crate::abi::extism::ExtismMemory;
@@ -256,8 +258,8 @@ impl Plugin {
 
         let started = Instant::now();
         let result = match self.abi {
-            CallAbi::Extism => call_extism(&mut warm.store, &warm.instance, function),
-            CallAbi::Core => call_core(&mut warm.store, &warm.instance, function, &input.args),
+            CallAbi::Extism => warm.extism_export(function).and_then(|f| call_extism(&mut warm.store, f)),
+            CallAbi::Core => warm.core_export(function).and_then(|(f, ty)| call_core(&mut warm.store, f, &ty, function, &input.args)),
         };
         stats.wall_ns = started.elapsed().as_nanos() as u64;
         let store = &mut warm.store;
@@ -317,7 +319,7 @@ impl Plugin {
         let instance = self.pre.instantiate(&mut store);
         stats.instantiate_ns = started.elapsed().as_nanos() as u64;
         match instance {
-            Ok(instance) => Ok(Warm { store, instance }),
+            Ok(instance) => Ok(Warm { store, instance, extism_exports: HashMap::new(), core_exports: HashMap::new() }),
             Err(error) => Err(outcome::from_error(&error, &mut store, stats.clone())),
         }
     }
@@ -334,10 +336,40 @@ impl Plugin {
     }
 }
 
-/// A live instance with its store.
+/// A live instance with its store, and the exports called so far: looking an export up and
+/// checking its type take longer than a small call itself.
 struct Warm {
     store: Store<State>,
     instance: wasmtime::Instance,
+    extism_exports: HashMap<String, TypedFunc<(), i32>>,
+    core_exports: HashMap<String, (Func, FuncType)>,
+}
+
+impl Warm {
+    fn extism_export(&mut self, name: &str) -> Result<TypedFunc<(), i32>, CallError> {
+        if let Some(func) = self.extism_exports.get(name) {
+            return Ok(func.clone());
+        }
+        let func = self
+            .instance
+            .get_typed_func::<(), i32>(&mut self.store, name)
+            .map_err(|e| CallError::Usage(format!("export `{name}`: {e:#} (Extism exports take no arguments and return i32)")))?;
+        self.extism_exports.insert(name.to_string(), func.clone());
+        Ok(func)
+    }
+
+    fn core_export(&mut self, name: &str) -> Result<(Func, FuncType), CallError> {
+        if let Some(found) = self.core_exports.get(name) {
+            return Ok(found.clone());
+        }
+        let func = self
+            .instance
+            .get_func(&mut self.store, name)
+            .ok_or_else(|| CallError::Usage(format!("the module exports no function `{name}`")))?;
+        let found = (func, func.ty(&self.store));
+        self.core_exports.insert(name.to_string(), found.clone());
+        Ok(found)
+    }
 }
 
 enum Returned {
@@ -351,30 +383,17 @@ enum CallError {
     Wasm(wasmtime::Error),
 }
 
-fn call_extism(store: &mut Store<State>, instance: &wasmtime::Instance, function: &str) -> Result<Returned, CallError> {
-    let func = instance
-        .get_typed_func::<(), i32>(&mut *store, function)
-        .map_err(|e| CallError::Usage(format!("export `{function}`: {e:#} (Extism exports take no arguments and return i32)")))?;
+fn call_extism(store: &mut Store<State>, func: TypedFunc<(), i32>) -> Result<Returned, CallError> {
     func.call(&mut *store, ()).map(Returned::Extism).map_err(CallError::Wasm)
 }
 
-fn call_core(
-    store: &mut Store<State>,
-    instance: &wasmtime::Instance,
-    function: &str,
-    args: &[String],
-) -> Result<Returned, CallError> {
+fn call_core(store: &mut Store<State>, func: Func, ty: &FuncType, function: &str, args: &[String]) -> Result<Returned, CallError> {
     use wasmtime::{Val, ValType};
-    let func = instance
-        .get_func(&mut *store, function)
-        .ok_or_else(|| CallError::Usage(format!("the module exports no function `{function}`")))?;
-    let ty = func.ty(&*store);
-    let params: Vec<ValType> = ty.params().collect();
-    if params.len() != args.len() {
-        return Err(CallError::Usage(format!("`{function}` takes {} arguments; {} given", params.len(), args.len())));
+    if ty.params().len() != args.len() {
+        return Err(CallError::Usage(format!("`{function}` takes {} arguments; {} given", ty.params().len(), args.len())));
     }
     let mut values = Vec::with_capacity(args.len());
-    for (param, arg) in params.iter().zip(args) {
+    for (param, arg) in ty.params().zip(args) {
         let bad = || CallError::Usage(format!("argument `{arg}` is not a {param}"));
         values.push(match param {
             ValType::I32 => Val::I32(arg.parse().map_err(|_| bad())?),

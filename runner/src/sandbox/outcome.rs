@@ -99,8 +99,8 @@ pub(super) fn finish(mut outcome: Outcome, store: &mut Store<State>, mut stats: 
     if store.data().stdio_overflowed() {
         outcome = Outcome::failed(Code::OutputTooLarge, "stdout or stderr past the output limit");
     }
-    if let (Ok(left), Some(given)) = (store.get_fuel(), store.data().limiter.fuel_given) {
-        stats.instructions = Some(given.saturating_sub(left));
+    if let Some(given) = store.data().limiter.fuel_given {
+        stats.instructions = store.get_fuel().ok().map(|left| given.saturating_sub(left));
     }
     stats.peak_memory_bytes = store.data().limiter.peak_memory;
     outcome.logs = std::mem::take(&mut store.data_mut().extism.logs);
