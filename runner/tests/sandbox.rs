@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use stockade::Code;
 use stockade::Policy;
 use stockade::document::Origin;
-use stockade::sandbox::{Input, Load, LoadOptions, Outcome, Plugin, Sandbox};
+use stockade::sandbox::{Input, Load, LoadOptions, Outcome, Plugin, Sandbox, Stage};
 use stockade::source::PluginFile;
 
 const TIMEOUT_MS: u64 = 200;
@@ -73,7 +73,7 @@ fn infinite_loop_in_the_start_function_times_out() {
     let p = plugin(&policy(""), r#"(module (func $spin (loop $l (br $l))) (start $spin) (func (export "run") (result i32) (i32.const 0)))"#);
     let started = Instant::now();
     let outcome = p.call("run", &Input::default());
-    assert_eq!(outcome.code, Code::Timeout, "{outcome:?}");
+    assert_eq!((outcome.code, outcome.stage), (Code::Timeout, Stage::Instantiate), "{outcome:?}");
     assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS + 100));
 }
 

@@ -17,7 +17,7 @@ pub const RUN_SCHEMA: &str = "stockade.run/1";
 
 /// `stockade.run/1`. Output is text when it is UTF-8, else `output_base64`.
 pub fn json(outcome: &Outcome) -> Value {
-    let mut document = json!({ "schema": RUN_SCHEMA, "outcome": outcome.code.as_str() });
+    let mut document = json!({ "schema": RUN_SCHEMA, "outcome": outcome.code.as_str(), "stage": outcome.stage });
     if let Some(output) = &outcome.output {
         match std::str::from_utf8(output) {
             Ok(text) => document["output"] = json!(text),
@@ -56,7 +56,12 @@ pub fn human(outcome: &Outcome, function: &str, limits: &Limits, color: bool) ->
     } else {
         paint(AnsiColor::Red.on_default().bold(), outcome.code.as_str(), color)
     };
-    let _ = writeln!(out, "{head}: `{function}`{}", outcome.error.as_ref().map_or(String::new(), |e| format!(": {e}")));
+    let stage = match outcome.stage {
+        crate::sandbox::Stage::Call => String::new(),
+        stage => format!(" (at {})", stage.as_str()),
+    };
+    let error = outcome.error.as_ref().map_or(String::new(), |e| format!(": {e}"));
+    let _ = writeln!(out, "{head}: `{function}`{stage}{error}");
     if let Some(output) = &outcome.output {
         out.push_str(&String::from_utf8_lossy(output));
         if !output.ends_with(b"\n") && !output.is_empty() {

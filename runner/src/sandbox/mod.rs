@@ -34,7 +34,7 @@ use crate::policy::{Limits, Policy};
 use crate::source::PluginFile;
 use crate::vet::{self, VetOptions, Vetting};
 
-pub use outcome::{Outcome, Stats};
+pub use outcome::{Outcome, Stage, Stats};
 
 /// How often the epoch ticker ticks; deadlines are rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -122,7 +122,7 @@ impl Sandbox {
                     self.cache.put(&vetting.sha256, &module);
                     (module, cache::Source::Compiled)
                 }
-                Err(outcome) => return Ok(Load::Failed(outcome)),
+                Err(outcome) => return Ok(Load::Failed(outcome.at(Stage::Load))),
             },
         };
         let compile_ns = started.elapsed().as_nanos() as u64;
@@ -134,7 +134,10 @@ impl Sandbox {
             Ok(pre) => pre,
             // Only reachable when the static check was skipped or is wrong: the import's
             // capability was not granted, so the linker has no function for it.
-            Err(e) => return Ok(Load::Failed(Outcome::failed(Code::HostCallDenied, format!("cannot link: {e:#}")))),
+            Err(e) => {
+                let outcome = Outcome::failed(Code::HostCallDenied, format!("cannot link: {e:#}"));
+                return Ok(Load::Failed(outcome.at(Stage::Load)));
+            }
         };
         // Directories are opened only for a module that imports file functions at all.
         let needs_fs = analysis.imports.iter().any(|i| {
@@ -307,7 +310,9 @@ impl Plugin {
                     state.wasi = Some(context);
                     state.stdio = Some(stdio);
                 }
-                Err(message) => return Err(Outcome::failed(Code::HostCallDenied, message).with_stats(stats.clone())),
+                Err(message) => {
+                    return Err(Outcome::failed(Code::HostCallDenied, message).with_stats(stats.clone()).at(Stage::Instantiate));
+                }
             }
         }
         let mut store = Store::new(engine, state);
@@ -320,7 +325,7 @@ impl Plugin {
         stats.instantiate_ns = started.elapsed().as_nanos() as u64;
         match instance {
             Ok(instance) => Ok(Warm { store, instance, extism_exports: HashMap::new(), core_exports: HashMap::new() }),
-            Err(error) => Err(outcome::from_error(&error, &mut store, stats.clone())),
+            Err(error) => Err(outcome::from_error(&error, &mut store, stats.clone()).at(Stage::Instantiate)),
         }
     }
 

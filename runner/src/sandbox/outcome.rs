@@ -23,10 +23,33 @@ pub struct Stats {
     pub instantiate_ns: u64,
 }
 
+/// Where in a plugin's life an outcome was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Vetting, compiling or linking: nothing of the plugin ran.
+    Load,
+    /// Creating the instance: memories, tables, data and element segments, the start function.
+    Instantiate,
+    /// The exported function itself.
+    Call,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Load => "load",
+            Stage::Instantiate => "instantiate",
+            Stage::Call => "call",
+        }
+    }
+}
+
 /// The outcome of a call (or of loading, when loading failed).
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
     pub code: Code,
+    pub stage: Stage,
     #[serde(skip)]
     pub output: Option<Vec<u8>>,
     pub error: Option<String>,
@@ -37,11 +60,16 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn ok(output: Vec<u8>) -> Outcome {
-        Outcome { code: Code::Ok, output: Some(output), error: None, logs: Vec::new(), stats: Stats::default() }
+        Outcome { code: Code::Ok, stage: Stage::Call, output: Some(output), error: None, logs: Vec::new(), stats: Stats::default() }
     }
 
     pub fn failed(code: Code, message: impl Into<String>) -> Outcome {
-        Outcome { code, output: None, error: Some(message.into()), logs: Vec::new(), stats: Stats::default() }
+        Outcome { code, stage: Stage::Call, output: None, error: Some(message.into()), logs: Vec::new(), stats: Stats::default() }
+    }
+
+    pub fn at(mut self, stage: Stage) -> Outcome {
+        self.stage = stage;
+        self
     }
 
     pub fn with_stats(mut self, stats: Stats) -> Outcome {
