@@ -50,6 +50,7 @@ const BASELINE: WasmFeatures = WasmFeatures::MUTABLE_GLOBAL.union(WasmFeatures::
 
 /// The `[features]` table of a policy: a key per feature, unlisted ones at their default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct FeatureSet {
     pub enabled: BTreeMap<&'static str, bool>,
 }

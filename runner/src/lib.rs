@@ -3,7 +3,8 @@
 //! The pipeline, one module per stage: [`source`] reads a plugin, [`analyze`] decodes,
 //! validates and analyses it, [`manifest`] and [`policy`] read what the plugin declares and
 //! what the operator allows, [`capability`] maps imports to capabilities, [`vet`] decides, and
-//! [`report`] renders the decision for people and machines.
+//! [`report`] renders the decision for people and machines. [`sandbox`] runs a vetted plugin
+//! under its limits, and [`conform`] runs the corpus of hostile and benign plugins against it.
 
 // A document error carries its origin, position and field so that the one line it prints
 // says where; it is built once per bad document, so its size on the error path is no cost.
@@ -13,6 +14,7 @@ pub mod abi;
 pub mod analyze;
 pub mod capability;
 pub mod code;
+pub mod conform;
 pub mod document;
 pub mod features;
 pub mod manifest;
@@ -24,5 +26,9 @@ pub mod units;
 pub mod vet;
 
 pub use code::{Code, Severity};
+
+/// The engine and validator versions, as pinned in the workspace (reports name them).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+pub const WASMPARSER_VERSION: &str = "0.254.2";
 pub use policy::Policy;
 pub use vet::{Finding, VetOptions, Vetting, vet};

@@ -74,6 +74,8 @@ pub fn send(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(time_left))
         .max_redirects(0)
+        // Hand a redirect back to the plugin as a response (its status and headers), not an error.
+        .max_redirects_will_error(false)
         .http_status_as_error(false)
         .proxy(None)
         .build()

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use stockade::Policy;
 
+mod conform;
 mod explain;
 mod inspect;
 mod run;
@@ -36,6 +37,7 @@ pub enum Command {
     Vet(vet::Opts),
     Inspect(inspect::Opts),
     Run(run::Opts),
+    Conform(conform::Opts),
     Explain(explain::Opts),
 }
 
@@ -45,6 +47,7 @@ impl Command {
             Command::Vet(opts) => opts.run(),
             Command::Inspect(opts) => opts.run(),
             Command::Run(opts) => opts.run(),
+            Command::Conform(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
         }
     }

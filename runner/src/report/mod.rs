@@ -6,6 +6,7 @@ pub mod inspect;
 pub mod run;
 pub mod json;
 pub mod sarif;
+pub mod conformance;
 
 /// Writes `contents` to `path` atomically: a temporary file in the same directory, renamed
 /// over the target, so a reader never sees half a report.

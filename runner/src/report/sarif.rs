@@ -9,7 +9,7 @@ use crate::vet::Vetting;
 pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 const INFORMATION_URI: &str = "https://github.com/stockade/stockade";
 
-fn level(severity: Severity) -> &'static str {
+pub(crate) fn level(severity: Severity) -> &'static str {
     match severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
@@ -20,12 +20,17 @@ fn level(severity: Severity) -> &'static str {
 /// The rules: every static code, in catalog order, so rule indices are stable across runs.
 fn rules() -> (Vec<Code>, Vec<Value>) {
     let codes: Vec<Code> = Code::ALL.iter().copied().filter(|c| c.stage() == Stage::Static).collect();
-    let rules = codes
+    let rules = rules_for(&codes);
+    (codes, rules)
+}
+
+/// One SARIF rule per code, in the order given.
+pub(crate) fn rules_for(codes: &[Code]) -> Vec<Value> {
+    codes
         .iter()
         .map(|code| {
-            json!({
+            let mut rule = json!({
                 "id": code.as_str(),
-                "name": pascal_case(code.as_str()),
                 "shortDescription": { "text": code.summary() },
                 "fullDescription": { "text": code.explanation() },
                 "help": {
@@ -33,10 +38,28 @@ fn rules() -> (Vec<Code>, Vec<Value>) {
                 },
                 "defaultConfiguration": { "level": level(code.default_severity()) },
                 "properties": { "tags": ["security", "webassembly"] },
-            })
+            });
+            // SARIF wants a name only when it says more than the id (SARIF1001).
+            let name = pascal_case(code.as_str());
+            if !name.eq_ignore_ascii_case(code.as_str()) {
+                rule["name"] = json!(name);
+            }
+            rule
         })
-        .collect();
-    (codes, rules)
+        .collect()
+}
+
+/// The `tool` object of a SARIF run.
+pub(crate) fn tool(rules: Vec<Value>) -> Value {
+    json!({
+        "driver": {
+            "name": "stockade",
+            "version": env!("CARGO_PKG_VERSION"),
+            "semanticVersion": env!("CARGO_PKG_VERSION"),
+            "informationUri": INFORMATION_URI,
+            "rules": rules,
+        }
+    })
 }
 
 fn pascal_case(kebab: &str) -> String {
@@ -104,15 +127,7 @@ pub fn document(vettings: &[Vetting]) -> Value {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
-            "tool": {
-                "driver": {
-                    "name": "stockade",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "semanticVersion": env!("CARGO_PKG_VERSION"),
-                    "informationUri": INFORMATION_URI,
-                    "rules": rules,
-                }
-            },
+            "tool": tool(rules),
             "columnKind": "unicodeCodePoints",
             "results": results,
         }]

@@ -440,12 +440,30 @@ fn compile_bounded(engine: &Engine, bytes: Vec<u8>, timeout: Duration) -> Result
         .map_err(|e| Outcome::failed(Code::CompileTimeout, format!("cannot start the compiler thread: {e}")))?;
     match receive.recv_timeout(timeout) {
         Ok(Ok(module)) => Ok(module),
-        Ok(Err(error)) => Err(Outcome::failed(Code::Invalid, format!("the engine rejected the module: {error:#}"))),
+        Ok(Err(error)) => Err(Outcome::failed(engine_refusal_code(&error), format!("the engine rejected the module: {error:#}"))),
         Err(_) => Err(Outcome::failed(
             Code::CompileTimeout,
             format!("compiling took longer than {}", humantime::format_duration(timeout)),
         )),
     }
+}
+
+/// Why the engine refused to compile a module that validated. The pooling allocator checks
+/// every module against the slots it was sized with (the policy's memory size, memories per
+/// module and table elements): that refusal is the runtime's own limit, reached when the
+/// static check was skipped or missed something. (Pinned wasmtime; a corpus case covers each
+/// wording.)
+fn engine_refusal_code(error: &wasmtime::Error) -> Code {
+    let message = format!("{error:#}");
+    if message.contains("pooling allocator requirements") {
+        if message.contains("module memory") {
+            return Code::MemoryLimit;
+        }
+        if message.contains("module table") {
+            return Code::TableLimit;
+        }
+    }
+    Code::Invalid
 }
 
 /// One ticker thread per engine. It holds only a weak reference, so it ends with the engine.

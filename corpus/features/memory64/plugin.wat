@@ -1,0 +1,1 @@
+(module (memory i64 1) (func (export "run") (result i32) (i32.const 0)))

@@ -1,0 +1,1 @@
+(module (memory 1) (memory 1) (func (export "run") (result i32) (i32.const 0)))

@@ -1,0 +1,11 @@
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "free" (func $free (param i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "load_u64" (func $load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (memory (export "memory") 1)
+  (func (export "keep") (result i32) (local $h i64) (local.set $h (call $alloc (i64.const 8))) (call $store_u8 (local.get $h) (i32.const 83)) (call $output_set (local.get $h) (i64.const 8)) (i32.const 0))
+)

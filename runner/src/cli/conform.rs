@@ -1,0 +1,139 @@
+//! `stockade conform`: run the corpus of hostile and benign plugins and write the reports.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sha2::Digest;
+
+use stockade::conform::{self, Conformance, Digested, Partition, RunOptions, Xfails};
+use stockade::report::conformance as reports;
+
+use super::{PolicyArg, Status};
+
+/// Run the conformance corpus: every case's plugin under its policy, against what must happen.
+#[derive(clap::Parser)]
+#[command(after_help = AFTER_HELP)]
+pub struct Opts {
+    /// The corpus: a directory whose case directories each hold a case.toml.
+    #[arg(long, value_name = "DIR", default_value = "corpus")]
+    corpus: PathBuf,
+
+    #[command(flatten)]
+    policy: PolicyArg,
+
+    /// Where the reports are written (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    report_dir: PathBuf,
+
+    /// Cases run at once; the number of CPUs when left out.
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+
+    /// Run only the K-th of N shards of the corpus (for a CI matrix; merge with --merge).
+    #[arg(long, value_name = "K/N")]
+    partition: Option<Partition>,
+
+    /// Expected-failure list (TOML, `[[xfail]] case = "..." reason = "..."`); the corpus's
+    /// own xfail.toml when left out.
+    #[arg(long, value_name = "FILE")]
+    xfail: Option<PathBuf>,
+
+    /// Merge the conformance.json reports of shards instead of running anything.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs"])]
+    merge: Vec<PathBuf>,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  stockade conform                                   the bundled corpus, built-in default policy
+  stockade conform --policy policies/registry-strict.toml --report-dir out/
+  stockade conform --partition 1/4 --report-dir shard1/
+  stockade conform --merge shard*/conformance.json --report-dir reports/
+
+Reports (written atomically into --report-dir):
+  conformance.json          canonical; its JSON Schema is reports/conformance.schema.json
+  conformance.xml           JUnit XML (Jenkins dialect), one suite per attack class
+  conformance.md            for a pull request or an audit file
+  conformance.html          one self-contained page with a chart
+  findings.sarif            SARIF 2.1.0, one result per case
+  attestation.intoto.json   in-toto Statement, test-result predicate
+
+Exit status:
+  0  every case behaved as expected
+  1  a case failed, or an expected failure passed
+  2  the tool could not do its job (unreadable corpus or case, malformed policy, bad arguments)";
+
+impl Opts {
+    pub fn run(self) -> anyhow::Result<Status> {
+        let conformance = if self.merge.is_empty() { self.run_corpus()? } else { merge(&self.merge)? };
+        let written = reports::write_all(&conformance, &self.report_dir)
+            .with_context(|| format!("cannot write the reports into {}", self.report_dir.display()))?;
+        let mut out = reports::terminal_summary(&conformance, super::stdout_colored());
+        out.push_str(&format!(
+            "reports: {}\n",
+            written.iter().map(|p| stockade::report::display_path(p)).collect::<Vec<_>>().join(", ")
+        ));
+        anstream::print!("{out}");
+        Ok(if conformance.summary.holds() { Status::Ok } else { Status::Findings })
+    }
+
+    fn run_corpus(&self) -> anyhow::Result<Conformance> {
+        let policy = self.policy.load()?;
+        let policy_text = match &self.policy.policy {
+            Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            None => stockade::policy::DEFAULT_POLICY_TOML.as_bytes().to_vec(),
+        };
+        let policy_digest = Digested { name: policy.name().to_string(), sha256: hex::encode(sha2::Sha256::digest(&policy_text)) };
+        let xfail_path = self.xfail.clone().or_else(|| {
+            let default = self.corpus.join(conform::XFAIL_FILE);
+            default.exists().then_some(default)
+        });
+        let xfails = match &xfail_path {
+            Some(path) => Xfails::read(path)?,
+            None => Xfails::default(),
+        };
+        let jobs = self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if jobs == 0 {
+            anyhow::bail!("--jobs must be at least 1");
+        }
+        let progress = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} cases {msg}")
+                .expect("the progress template is valid")
+                .progress_chars("=> "),
+        );
+        let on_case_done = |case: &conform::CaseResult| {
+            if case.verdict.is_failure() {
+                progress.println(format!("FAIL {}", case.id));
+            }
+            progress.set_message(case.id.clone());
+            progress.inc(1);
+        };
+        let options = RunOptions {
+            corpus: &self.corpus,
+            policy: &policy,
+            policy_digest,
+            xfails,
+            partition: self.partition,
+            jobs,
+            on_case_done: &on_case_done,
+        };
+        let cases = conform::plan(&options)?;
+        progress.set_length(cases.len() as u64);
+        let conformance = conform::run(&options, &cases)?;
+        progress.finish_and_clear();
+        Ok(conformance)
+    }
+}
+
+fn merge(paths: &[PathBuf]) -> anyhow::Result<Conformance> {
+    let mut parts = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let part: Conformance = stockade::document::from_json(&text, stockade::document::Origin::File(path.display().to_string()))?;
+        if part.schema != conform::CONFORMANCE_SCHEMA {
+            anyhow::bail!("{}: schema `{}`, expected `{}`", path.display(), part.schema, conform::CONFORMANCE_SCHEMA);
+        }
+        parts.push(part);
+    }
+    conform::merge(parts).map_err(anyhow::Error::msg)
+}

@@ -1,0 +1,44 @@
+//! `attestation.intoto.json`: an in-toto Statement (v1) with the test-result predicate (v0.1).
+//! Its subjects are the corpus and the policy, by digest, so the attestation says which
+//! evidence it covers; a signer (cosign attest, for one) can wrap it in an envelope.
+
+use serde_json::json;
+
+use crate::conform::{Conformance, Verdict};
+
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub const TEST_RESULT_PREDICATE: &str = "https://in-toto.io/attestation/test-result/v0.1";
+
+pub fn render(c: &Conformance) -> String {
+    let ids = |wanted: &[Verdict]| -> Vec<&str> {
+        c.cases.iter().filter(|case| wanted.contains(&case.verdict)).map(|case| case.id.as_str()).collect()
+    };
+    let result = if !c.summary.holds() {
+        "FAILED"
+    } else if c.summary.xfail > 0 {
+        "WARNED"
+    } else {
+        "PASSED"
+    };
+    let document = json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            { "name": format!("corpus:{}", c.corpus.name), "digest": { "sha256": c.corpus.sha256 } },
+            { "name": format!("policy:{}", c.policy.name), "digest": { "sha256": c.policy.sha256 } },
+        ],
+        "predicateType": TEST_RESULT_PREDICATE,
+        "predicate": {
+            "result": result,
+            "configuration": [
+                { "name": format!("policy:{}", c.policy.name), "digest": { "sha256": c.policy.sha256 } },
+                { "name": format!("{} {}", c.tool.name, c.tool.version), "annotations": { "wasmtime": c.tool.wasmtime, "wasmparser": c.tool.wasmparser } },
+            ],
+            "passedTests": ids(&[Verdict::Pass]),
+            "warnedTests": ids(&[Verdict::Xfail]),
+            "failedTests": ids(&[Verdict::Fail, Verdict::Xpass]),
+        }
+    });
+    let mut text = serde_json::to_string_pretty(&document).expect("the statement serialises");
+    text.push('\n');
+    text
+}

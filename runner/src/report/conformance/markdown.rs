@@ -1,0 +1,72 @@
+//! `conformance.md`: for a pull request comment or an audit file.
+
+use std::fmt::Write;
+
+use crate::conform::{Conformance, Verdict};
+
+/// Pipes and line breaks would break a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(c: &Conformance) -> String {
+    let mut out = String::new();
+    let s = &c.summary;
+    let verdict = if s.holds() { "PASS" } else { "FAIL" };
+    let _ = writeln!(out, "# Stockade conformance: {verdict}\n");
+    let _ = writeln!(
+        out,
+        "{} of {} cases behaved as expected ({} failed, {} expected failures, {} unexpected passes).\n",
+        s.passed + s.xfail,
+        s.total,
+        s.failed,
+        s.xfail,
+        s.xpass
+    );
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(out, "| tool | {} {} (wasmtime {}, wasmparser {}) |", c.tool.name, c.tool.version, c.tool.wasmtime, c.tool.wasmparser);
+    let _ = writeln!(out, "| policy | `{}` sha256 `{}` |", cell(&c.policy.name), c.policy.sha256);
+    let _ = writeln!(out, "| corpus | `{}` sha256 `{}` |", cell(&c.corpus.name), c.corpus.sha256);
+    if let Some(p) = &c.partition {
+        let _ = writeln!(out, "| partition | {p} |");
+    }
+    let _ = writeln!(out, "| started | {} |", c.started_at);
+    let _ = writeln!(out, "| duration | {:.1} s |\n", c.duration_ms / 1000.0);
+
+    let _ = writeln!(out, "## By attack class\n");
+    let _ = writeln!(out, "| class | cases | pass | fail | xfail | xpass |\n|---|---:|---:|---:|---:|---:|");
+    for (class, n) in &s.classes {
+        let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", cell(class), n.total, n.passed, n.failed, n.xfail, n.xpass);
+    }
+
+    let failing: Vec<_> = c.cases.iter().filter(|case| case.verdict != Verdict::Pass).collect();
+    if !failing.is_empty() {
+        let _ = writeln!(out, "\n## Cases that did not pass\n");
+        for case in failing {
+            let _ = writeln!(out, "### `{}`: {}\n", case.id, case.verdict.as_str());
+            let _ = writeln!(out, "{} (class `{}`)\n", case.description, case.class);
+            if let Some(reason) = &case.xfail_reason {
+                let _ = writeln!(out, "Expected failure: {reason}\n");
+            }
+            for problem in &case.problems {
+                let _ = writeln!(out, "- {problem}");
+            }
+            out.push('\n');
+        }
+    }
+
+    let _ = writeln!(out, "\n## All cases\n");
+    let _ = writeln!(out, "| case | class | verdict | expected | actual |\n|---|---|---|---|---|");
+    for case in &c.cases {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            case.id,
+            cell(&case.class),
+            case.verdict.as_str(),
+            cell(&super::expectation(case)),
+            cell(&super::actual(case))
+        );
+    }
+    out
+}

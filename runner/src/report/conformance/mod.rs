@@ -1,0 +1,74 @@
+//! The conformance reports, every one rendered from the one [`Conformance`] document:
+//! `conformance.json` (canonical), `conformance.xml` (JUnit), `conformance.md`,
+//! `conformance.html`, `findings.sarif` and `attestation.intoto.json`.
+
+mod html;
+mod intoto;
+mod junit;
+mod markdown;
+mod sarif;
+mod terminal;
+
+use std::path::{Path, PathBuf};
+
+use crate::conform::Conformance;
+
+pub use terminal::summary as terminal_summary;
+
+/// Each report's file name and how it is rendered.
+pub const REPORTS: [(&str, fn(&Conformance) -> String); 6] = [
+    ("conformance.json", json),
+    ("conformance.xml", junit::render),
+    ("conformance.md", markdown::render),
+    ("conformance.html", html::render),
+    ("findings.sarif", sarif::render),
+    ("attestation.intoto.json", intoto::render),
+];
+
+pub fn json(conformance: &Conformance) -> String {
+    let mut text = serde_json::to_string_pretty(conformance).expect("the conformance document serialises");
+    text.push('\n');
+    text
+}
+
+pub use markdown::render as markdown;
+
+/// Writes every report into `dir`, each atomically. Returns the paths written.
+pub fn write_all(conformance: &Conformance, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for (name, render) in REPORTS {
+        let path = dir.join(name);
+        super::write_atomically(&path, render(conformance).as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Escapes text for XML and HTML content and attribute values.
+fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Control characters other than tab and newline are not allowed in XML 1.0.
+            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a case's expectation was, in one line: every step's expected code and stage.
+fn expectation(case: &crate::conform::CaseResult) -> String {
+    case.steps.iter().map(|s| format!("{}: {}", s.name, s.expected)).collect::<Vec<_>>().join("; ")
+}
+
+/// What actually happened, in one line.
+fn actual(case: &crate::conform::CaseResult) -> String {
+    case.steps.iter().map(|s| format!("{}: {}", s.name, s.actual)).collect::<Vec<_>>().join("; ")
+}
