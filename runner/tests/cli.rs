@@ -2,34 +2,9 @@
 
 mod common;
 
+use common::{assert_tool_error, code, stderr, stockade};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn stockade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stockade"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited, not killed by a signal")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Tool errors: exit 2, exactly one line on stderr, no panic or backtrace.
-fn assert_tool_error(output: &Output, mentions: &str) {
-    let err = stderr(output);
-    assert_eq!(code(output), 2, "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(mentions), "`{mentions}` not in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
-}
 
 fn vet_json(path: &Path) -> (i32, serde_json::Value) {
     let out = stockade(&["vet", "--format", "json", path.to_str().unwrap()]);

@@ -29,3 +29,31 @@ pub fn vet_path(path: &Path, policy: &Policy) -> Vetting {
     let file = PluginFile::read(path).expect("fixture is readable");
     stockade::vet(&file, &VetOptions::new(policy)).expect("vet completes")
 }
+
+/// Runs the `stockade` binary with colour off.
+pub fn stockade(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+pub fn code(output: &std::process::Output) -> i32 {
+    output.status.code().expect("exited, not killed by a signal")
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Tool errors: exit 2, exactly one line on stderr, no panic or backtrace.
+pub fn assert_tool_error(output: &std::process::Output, mentions: &str) {
+    let err = stderr(output);
+    assert_eq!(code(output), 2, "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(mentions), "`{mentions}` not in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+

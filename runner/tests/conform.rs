@@ -1,0 +1,243 @@
+//! `stockade conform`: the bundled corpus passes, a case broken on purpose fails with its
+//! reason in every report, the reports validate, and shards merge into the whole.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_tool_error, code, stderr, stockade};
+
+const FIXTURE_CORPUS: &str = "tests/fixtures/conform";
+
+fn conform(corpus: &str, report_dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["conform", "--corpus", corpus, "--report-dir", report_dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    stockade(&args)
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn json(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_str(&read(dir, name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+const REPORTS: [&str; 6] =
+    ["conformance.json", "conformance.xml", "conformance.md", "conformance.html", "findings.sarif", "attestation.intoto.json"];
+
+#[test]
+fn the_bundled_corpus_passes_under_the_default_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = conform("../corpus", dir.path(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{stdout}{}", stderr(&out));
+    let report = json(dir.path(), "conformance.json");
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{stdout}");
+    assert!(summary["total"].as_u64().unwrap() >= 60, "at least 60 cases");
+    let classes = summary["classes"].as_object().unwrap();
+    assert!(classes.len() > 20, "at least 20 attack classes besides benign: {:?}", classes.keys());
+    assert_schema_valid(&report);
+    // Benign plugins from two source languages must pass with the right output.
+    let cases = report["cases"].as_array().unwrap();
+    for language in ["rust", "assemblyscript"] {
+        assert!(
+            cases.iter().any(|c| c["class"] == "benign" && c["id"].as_str().unwrap().starts_with(&format!("benign/{language}"))),
+            "a benign {language} case"
+        );
+    }
+}
+
+/// The fixture corpus: two passing cases, a load refusal, one broken on purpose, one listed
+/// as an expected failure.
+fn fixture_run() -> (tempfile::TempDir, std::process::Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = conform(FIXTURE_CORPUS, dir.path(), &["--jobs", "2"]);
+    (dir, out)
+}
+
+#[test]
+fn a_case_broken_on_purpose_fails_the_run_and_every_report_says_which_and_why() {
+    let (dir, out) = fixture_run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 1, "{stdout}{}", stderr(&out));
+    assert!(stdout.contains("FAIL broken/traps"), "{stdout}");
+    let why = "expected ok at call, got trap at call";
+    assert!(stdout.contains(why), "{stdout}");
+    for name in REPORTS {
+        let text = read(dir.path(), name);
+        assert!(text.contains("broken/traps"), "{name} names the case");
+        if name != "attestation.intoto.json" {
+            assert!(text.contains(why), "{name} says why");
+        }
+    }
+    let attestation = json(dir.path(), "attestation.intoto.json");
+    assert_eq!(attestation["predicate"]["result"], "FAILED");
+    assert_eq!(attestation["predicate"]["failedTests"], serde_json::json!(["broken/traps"]));
+    assert_eq!(attestation["predicate"]["warnedTests"], serde_json::json!(["broken/known-issue"]));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !REPORTS.contains(&name.as_str()))
+        .collect();
+    assert!(leftovers.is_empty(), "nothing half-written is left behind: {leftovers:?}");
+}
+
+#[test]
+fn the_json_report_validates_against_its_published_schema() {
+    let (dir, _) = fixture_run();
+    let report = json(dir.path(), "conformance.json");
+    assert_schema_valid(&report);
+    // The schema is not a formality: a report with a field of the wrong type fails it.
+    let mut broken = report.clone();
+    broken["cases"][0]["verdict"] = serde_json::json!("maybe");
+    assert!(!schema().is_valid(&broken));
+}
+
+fn schema() -> jsonschema::Validator {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("../reports/conformance.schema.json").unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("the published schema is a valid JSON Schema")
+}
+
+fn assert_schema_valid(report: &serde_json::Value) {
+    let validator = schema();
+    let errors: Vec<String> = validator.iter_errors(report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn the_junit_report_parses_with_a_failure_and_a_skip() {
+    let (dir, _) = fixture_run();
+    let text = read(dir.path(), "conformance.xml");
+    let document = roxmltree::Document::parse(&text).expect("well-formed XML");
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("tests"), Some("5"));
+    assert_eq!(root.attribute("failures"), Some("1"));
+    assert_eq!(root.attribute("skipped"), Some("1"));
+    let testcases: Vec<_> = document.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(testcases.len(), 5);
+    let failed = testcases.iter().find(|t| t.attribute("name") == Some("broken/traps")).unwrap();
+    let failure = failed.children().find(|n| n.has_tag_name("failure")).expect("a <failure>");
+    assert!(failure.attribute("message").unwrap().contains("expected ok at call, got trap at call"));
+    let skipped = testcases.iter().find(|t| t.attribute("name") == Some("broken/known-issue")).unwrap();
+    assert!(skipped.children().any(|n| n.has_tag_name("skipped")));
+}
+
+#[test]
+fn the_sarif_report_has_one_rule_per_code_and_a_result_per_case() {
+    let (dir, _) = fixture_run();
+    let sarif = json(dir.path(), "findings.sarif");
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), stockade::Code::ALL.len());
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    for result in results {
+        let index = result["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], result["ruleId"], "ruleIndex points at its rule");
+        let kind = result["kind"].as_str().unwrap();
+        assert!(kind == "fail" || result["level"] == "none", "a passing result has level none: {result}");
+    }
+    let suppressed = results.iter().filter(|r| r.get("suppressions").is_some()).count();
+    assert_eq!(suppressed, 1, "the expected failure is suppressed with its reason");
+}
+
+#[test]
+fn the_html_report_is_self_contained_with_a_chart() {
+    let (dir, _) = fixture_run();
+    let html = read(dir.path(), "conformance.html");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<svg") && html.contains("<rect"), "a chart");
+    for external in ["<script", "src=\"http", "href=\"http", "@import"] {
+        assert!(!html.contains(external), "no external resources or scripts: {external}");
+    }
+    roxmltree::Document::parse_with_options(
+        &html.replacen("<!DOCTYPE html>", "", 1).replace("<br>", "<br/>").replace("<meta charset=\"utf-8\">", "<meta charset=\"utf-8\"/>").replace(
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>",
+        ),
+        roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
+    )
+    .expect("the page's elements are balanced");
+}
+
+/// Timings and the start time differ between runs; everything else is stable.
+fn stable_markdown(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.starts_with("| started |") {
+                "| started | [time] |".to_string()
+            } else if line.starts_with("| duration |") {
+                "| duration | [duration] |".to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn markdown_and_json_reports_snapshot() {
+    let (dir, _) = fixture_run();
+    insta::assert_snapshot!("conformance_md", stable_markdown(&read(dir.path(), "conformance.md")));
+    insta::assert_json_snapshot!("conformance_json", json(dir.path(), "conformance.json"), {
+        ".started_at" => "[time]",
+        ".duration_ms" => "[duration]",
+        ".cases[].duration_ms" => "[duration]",
+        ".cases[].steps[].time_ms" => "[duration]",
+    });
+}
+
+#[test]
+fn shards_merge_into_the_whole_run() {
+    let whole = tempfile::tempdir().unwrap();
+    conform(FIXTURE_CORPUS, whole.path(), &[]);
+    let mut shard_reports: Vec<PathBuf> = Vec::new();
+    let shards: Vec<_> = (1..=2).map(|_| tempfile::tempdir().unwrap()).collect();
+    for (k, shard) in shards.iter().enumerate() {
+        let partition = format!("{}/2", k + 1);
+        conform(FIXTURE_CORPUS, shard.path(), &["--partition", &partition]);
+        let part = json(shard.path(), "conformance.json");
+        assert_eq!(part["partition"], partition.as_str());
+        shard_reports.push(shard.path().join("conformance.json"));
+    }
+    let merged = tempfile::tempdir().unwrap();
+    let mut args = vec!["conform", "--report-dir", merged.path().to_str().unwrap(), "--merge"];
+    args.extend(shard_reports.iter().map(|p| p.to_str().unwrap()));
+    let out = stockade(&args);
+    assert_eq!(code(&out), 1, "the merged run still holds the broken case: {}", stderr(&out));
+    let (merged, whole) = (json(merged.path(), "conformance.json"), json(whole.path(), "conformance.json"));
+    assert_eq!(merged["summary"], whole["summary"]);
+    let ids = |r: &serde_json::Value| r["cases"].as_array().unwrap().iter().map(|c| c["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&merged), ids(&whole));
+    assert!(merged.get("partition").is_none());
+
+    // A shard merged twice is refused.
+    let twice = stockade(&["conform", "--report-dir", "/nonexistent-never-written", "--merge", shard_reports[0].to_str().unwrap(), shard_reports[0].to_str().unwrap()]);
+    assert_tool_error(&twice, "more than one report");
+}
+
+#[test]
+fn a_broken_corpus_or_arguments_are_tool_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(corpus.join("bad")).unwrap();
+    std::fs::write(corpus.join("bad/case.toml"), "class = \"cpu\"\ndescription = \"x\"\n[[call]]\nfunction = \"f\"\nexpect = \"sometimes\"\n").unwrap();
+    std::fs::write(corpus.join("bad/plugin.wat"), "(module)").unwrap();
+    let reports = dir.path().join("reports");
+    let out = conform(corpus.to_str().unwrap(), &reports, &[]);
+    assert_tool_error(&out, "bad/case.toml:5");
+    assert!(!reports.exists(), "no report is written when the corpus cannot be read");
+
+    assert_tool_error(&conform("/nonexistent/corpus", &reports, &[]), "/nonexistent/corpus");
+    assert_tool_error(&conform(FIXTURE_CORPUS, &reports, &["--partition", "3/2"]), "K must be between 1 and N");
+    assert_tool_error(&conform(FIXTURE_CORPUS, &reports, &["--jobs", "0"]), "--jobs");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert_tool_error(&conform(empty.to_str().unwrap(), &reports, &[]), "no cases");
+}
