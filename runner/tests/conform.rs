@@ -241,3 +241,76 @@ fn a_broken_corpus_or_arguments_are_tool_errors() {
     std::fs::create_dir_all(&empty).unwrap();
     assert_tool_error(&conform(empty.to_str().unwrap(), &reports, &[]), "no cases");
 }
+
+/// The tools the reports' readers use, when installed (scripts/install-report-tools.sh).
+/// With STOCKADE_REPORT_TOOLS=1 (CI) a missing tool fails the test instead of skipping it.
+fn report_tool(name: &str, candidates: &[&str]) -> Option<PathBuf> {
+    let found = candidates.iter().map(PathBuf::from).find(|p| p.is_file());
+    if found.is_none() {
+        assert!(std::env::var_os("STOCKADE_REPORT_TOOLS").is_none(), "{name} is not installed (scripts/install-report-tools.sh)");
+        eprintln!("skipped: {name} is not installed (scripts/install-report-tools.sh)");
+    }
+    found
+}
+
+#[test]
+fn sarif_reports_pass_the_official_sarif_validator() {
+    let Some(multitool) = report_tool("the SARIF multitool", &["../target/tools/node_modules/.bin/sarif-multitool-linux"]) else {
+        return;
+    };
+    let (dir, _) = fixture_run();
+    let vet_sarif = dir.path().join("vet.sarif");
+    let vet = stockade(&["vet", "--format", "sarif", "tests/fixtures/vet/unknown-import/plugin.wat"]);
+    std::fs::write(&vet_sarif, &vet.stdout).unwrap();
+    let broken = dir.path().join("broken.sarif");
+    std::fs::write(&broken, r#"{"version": "2.1.0", "runs": [{"tool": {"driver": {}}, "results": [{"level": "bogus"}]}]}"#).unwrap();
+    let validate = |path: &Path| {
+        let out = std::process::Command::new(&multitool)
+            .args(["validate", path.to_str().unwrap(), "--output"])
+            .arg(dir.path().join("validation.sarif"))
+            .args(["--log", "ForceOverwrite"])
+            .output()
+            .expect("the multitool runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("1 files scanned"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text.lines().filter(|l| l.contains(": error ")).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert!(!validate(&broken).is_empty(), "the validator catches a schema violation");
+    for path in [dir.path().join("findings.sarif"), vet_sarif] {
+        let errors = validate(&path);
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+    }
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let Some(chromium) = report_tool("Chromium", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]) else { return };
+    let (dir, _) = fixture_run();
+    let page = std::path::absolute(dir.path().join("conformance.html")).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let screenshot = dir.path().join("conformance.png");
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1200,1400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    let png = std::fs::read(&screenshot)
+        .unwrap_or_else(|e| panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    assert!(png.len() > 20_000, "a rendered page, not a blank one: {} bytes", png.len());
+    // Kept for people to look at: target/conformance-screenshot.png.
+    let _ = std::fs::copy(&screenshot, "../target/conformance-screenshot.png");
+}
