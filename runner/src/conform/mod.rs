@@ -111,6 +111,22 @@ impl Summary {
         Summary { total: all.total, passed: all.passed, failed: all.failed, xfail: all.xfail, xpass: all.xpass, classes }
     }
 
+    /// The counts in one sentence, as every report opens with them.
+    pub fn sentence(&self) -> String {
+        format!(
+            "{} of {} cases behaved as expected ({} failed, {} expected failures, {} unexpected passes)",
+            self.passed + self.xfail,
+            self.total,
+            self.failed,
+            self.xfail,
+            self.xpass
+        )
+    }
+
+    pub fn verdict_word(&self) -> &'static str {
+        if self.holds() { "PASS" } else { "FAIL" }
+    }
+
     /// Whether the run holds up: no failure, and no expected failure that passed (a stale
     /// expected-failure list hides nothing).
     pub fn holds(&self) -> bool {

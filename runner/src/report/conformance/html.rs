@@ -24,23 +24,14 @@ const XFAIL_COLOR: &str = "#e0a030";
 
 pub fn render(c: &Conformance) -> String {
     let s = &c.summary;
-    let (verdict, class) = if s.holds() { ("PASS", "pass") } else { ("FAIL", "fail") };
+    let (verdict, class) = (s.verdict_word(), if s.holds() { "pass" } else { "fail" });
     let mut out = String::new();
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Stockade conformance: {verdict}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
     );
     let _ = writeln!(out, "<h1>Stockade conformance: <span class=\"{class}\">{verdict}</span></h1>");
-    let _ = writeln!(
-        out,
-        "<p>{} of {} cases behaved as expected: {} passed, {} failed, {} expected failures, {} unexpected passes.</p>",
-        s.passed + s.xfail,
-        s.total,
-        s.passed,
-        s.failed,
-        s.xfail,
-        s.xpass
-    );
+    let _ = writeln!(out, "<p>{}.</p>", e(&s.sentence()));
     let _ = writeln!(out, "<table class=\"meta\">");
     let _ = writeln!(out, "<tr><td>tool</td><td>{} {} (wasmtime {}, wasmparser {})</td></tr>", e(&c.tool.name), e(&c.tool.version), e(&c.tool.wasmtime), e(&c.tool.wasmparser));
     let _ = writeln!(out, "<tr><td>policy</td><td><code>{}</code> sha256 <code>{}</code></td></tr>", e(&c.policy.name), e(&c.policy.sha256));

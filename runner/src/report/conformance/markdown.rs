@@ -12,17 +12,8 @@ fn cell(text: &str) -> String {
 pub fn render(c: &Conformance) -> String {
     let mut out = String::new();
     let s = &c.summary;
-    let verdict = if s.holds() { "PASS" } else { "FAIL" };
-    let _ = writeln!(out, "# Stockade conformance: {verdict}\n");
-    let _ = writeln!(
-        out,
-        "{} of {} cases behaved as expected ({} failed, {} expected failures, {} unexpected passes).\n",
-        s.passed + s.xfail,
-        s.total,
-        s.failed,
-        s.xfail,
-        s.xpass
-    );
+    let _ = writeln!(out, "# Stockade conformance: {}\n", s.verdict_word());
+    let _ = writeln!(out, "{}.\n", s.sentence());
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| tool | {} {} (wasmtime {}, wasmparser {}) |", c.tool.name, c.tool.version, c.tool.wasmtime, c.tool.wasmparser);
     let _ = writeln!(out, "| policy | `{}` sha256 `{}` |", cell(&c.policy.name), c.policy.sha256);

@@ -36,21 +36,8 @@ pub fn summary(c: &Conformance, color: bool) -> String {
         }
     }
     let scope = c.partition.as_ref().map_or(String::new(), |p| format!(", partition {p}"));
-    let verdict = if s.holds() {
-        paint(AnsiColor::Green.on_default().bold(), "PASS", color)
-    } else {
-        paint(AnsiColor::Red.on_default().bold(), "FAIL", color)
-    };
-    let _ = writeln!(
-        out,
-        "\n{verdict} {} of {} cases as expected ({} failed, {} expected failures, {} unexpected passes) under policy `{}`{scope} in {:.1}s",
-        s.passed + s.xfail,
-        s.total,
-        s.failed,
-        s.xfail,
-        s.xpass,
-        c.policy.name,
-        c.duration_ms / 1000.0
-    );
+    let style = if s.holds() { AnsiColor::Green } else { AnsiColor::Red };
+    let verdict = paint(style.on_default().bold(), s.verdict_word(), color);
+    let _ = writeln!(out, "\n{verdict} {} under policy `{}`{scope} in {:.1}s", s.sentence(), c.policy.name, c.duration_ms / 1000.0);
     out
 }
