@@ -32,3 +32,14 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 pub const WASMPARSER_VERSION: &str = "0.254.2";
 pub use policy::Policy;
 pub use vet::{Finding, VetOptions, Vetting, vet};
+
+#[cfg(test)]
+mod tests {
+    /// The versions reports name are the ones the workspace pins.
+    #[test]
+    fn reported_versions_are_the_pinned_ones() {
+        let workspace = include_str!("../../Cargo.toml");
+        assert!(workspace.contains(&format!("wasmtime = {{ version = \"={}\"", super::WASMTIME_VERSION)));
+        assert!(workspace.contains(&format!("wasmparser = {{ version = \"={}\"", super::WASMPARSER_VERSION)));
+    }
+}

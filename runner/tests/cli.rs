@@ -167,7 +167,7 @@ fn explain_lists_and_explains_every_code() {
 
 #[test]
 fn help_has_examples_and_exit_status() {
-    for sub in ["vet", "inspect", "explain", "run"] {
+    for sub in ["vet", "inspect", "explain", "run", "conform"] {
         let out = stockade(&[sub, "--help"]);
         assert_eq!(code(&out), 0);
         let help = String::from_utf8(out.stdout).unwrap();
@@ -232,4 +232,18 @@ fn run_reports_a_contained_plugin_with_exit_1() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("timeout: `spin`"), "{text}");
     assert!(text.contains("(over the limit)"), "the value over its limit is marked: {text}");
+}
+
+#[test]
+fn run_reuses_its_compiled_module_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    for _ in 0..2 {
+        let out = stockade(&["run", greet, "--call", "greet", "--input", "cache", "--cache-dir", cache.to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Hello, cache!"));
+    }
+    let artifacts = std::fs::read_dir(&cache).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm")).count();
+    assert_eq!(artifacts, 1, "one compiled artifact, reused by the second run");
 }

@@ -38,6 +38,11 @@ pub struct Opts {
     #[command(flatten)]
     load: LoadArgs,
 
+    /// Keep compiled modules in this directory, keyed by the module's SHA-256 and the
+    /// engine's configuration, authenticated before use; a later run skips compiling.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
     #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
     format: HumanOrJson,
 }
@@ -47,6 +52,7 @@ Examples:
   stockade run corpus/guests/extism-greet/extism-greet.wasm --call greet --input world
   stockade run plugin.wasm --call lint --input @source.txt --format json
   stockade run math.wat --call add --arg 2 --arg 3
+  stockade run plugin.wasm --call transform --cache-dir ~/.cache/stockade
 
 Exit status:
   0  the call returned normally (outcome `ok`)
@@ -75,7 +81,10 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.load.policy.load()?;
         let input = Input { bytes: read_input(&self.input)?, args: self.args };
-        let sandbox = Sandbox::new(&policy)?;
+        if let Some(dir) = &self.cache_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
+        }
+        let sandbox = Sandbox::with_cache(&policy, self.cache_dir.as_deref())?;
         let file = super::read_plugin(&self.plugin)?;
         let options = LoadOptions { manifest: self.load.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
         let mut out = anstream::stdout().lock();
