@@ -76,6 +76,13 @@ fn a_case_broken_on_purpose_fails_the_run_and_every_report_says_which_and_why() 
     assert_eq!(attestation["predicate"]["result"], "FAILED");
     assert_eq!(attestation["predicate"]["failedTests"], serde_json::json!(["broken/traps"]));
     assert_eq!(attestation["predicate"]["warnedTests"], serde_json::json!(["broken/known-issue"]));
+    // The attestation binds the report that says why, by digest.
+    let report_digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(read(dir.path(), "conformance.json")))
+    };
+    let configuration = attestation["predicate"]["configuration"].as_array().unwrap();
+    assert!(configuration.iter().any(|c| c["name"] == "conformance.json" && c["digest"]["sha256"] == report_digest.as_str()));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

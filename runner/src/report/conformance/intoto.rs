@@ -1,8 +1,11 @@
 //! `attestation.intoto.json`: an in-toto Statement (v1) with the test-result predicate (v0.1).
 //! Its subjects are the corpus and the policy, by digest, so the attestation says which
-//! evidence it covers; a signer (cosign attest, for one) can wrap it in an envelope.
+//! evidence it covers; a signer (cosign attest, for one) can wrap it in an envelope. The
+//! predicate holds only test names, so its configuration names `conformance.json` by digest:
+//! the document that says why each case failed is bound to the attestation.
 
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::conform::{Conformance, Verdict};
 
@@ -32,6 +35,7 @@ pub fn render(c: &Conformance) -> String {
             "configuration": [
                 { "name": format!("policy:{}", c.policy.name), "digest": { "sha256": c.policy.sha256 } },
                 { "name": format!("{} {}", c.tool.name, c.tool.version), "annotations": { "wasmtime": c.tool.wasmtime, "wasmparser": c.tool.wasmparser } },
+                { "name": "conformance.json", "digest": { "sha256": hex::encode(Sha256::digest(super::json(c))) }, "mediaType": "application/json" },
             ],
             "passedTests": ids(&[Verdict::Pass]),
             "warnedTests": ids(&[Verdict::Xfail]),
