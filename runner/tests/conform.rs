@@ -241,6 +241,9 @@ fn a_broken_corpus_or_arguments_are_tool_errors() {
     assert_tool_error(&out, "bad/case.toml:5");
     assert!(!reports.exists(), "no report is written when the corpus cannot be read");
 
+    std::fs::write(corpus.join("bad/case.toml"), "class = \"cpu\"\ndescription = \"x\"\nmodule = \"gone.wat\"\nexpect-load = \"malformed\"\n").unwrap();
+    assert_tool_error(&conform(corpus.to_str().unwrap(), &reports, &[]), "gone.wat does not exist");
+
     assert_tool_error(&conform("/nonexistent/corpus", &reports, &[]), "/nonexistent/corpus");
     assert_tool_error(&conform(FIXTURE_CORPUS, &reports, &["--partition", "3/2"]), "K must be between 1 and N");
     assert_tool_error(&conform(FIXTURE_CORPUS, &reports, &["--jobs", "0"]), "--jobs");

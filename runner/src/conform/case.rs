@@ -215,7 +215,11 @@ impl Case {
                 .find(|p| p.exists())
                 .ok_or_else(|| invalid("no `module` given and no plugin.wat or plugin.wasm beside it".to_string()))?,
         };
-        Ok(Case { id: found.id.clone(), dir, file, policy, module, uses_http })
+        let case = Case { id: found.id.clone(), dir, file, policy, module, uses_http };
+        if let Some(missing) = case.modules().into_iter().find(|m| !m.is_file()) {
+            return Err(invalid(format!("module {} does not exist", missing.display())));
+        }
+        Ok(case)
     }
 
     /// Every module the case loads, the main one first.
