@@ -12,11 +12,14 @@
 
 pub mod abi;
 pub mod analyze;
+pub mod budget;
 pub mod capability;
 pub mod code;
 pub mod conform;
 pub mod document;
 pub mod features;
+pub mod grant;
+pub mod log;
 pub mod manifest;
 pub mod policy;
 pub mod report;

@@ -51,9 +51,9 @@ pub struct Manifest {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RequestedLimits {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::opt_bytes_in::<_, 0, { 1 << 32 }>")]
     pub memory: Option<Bytes>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::opt_span_in::<_, 1, 86_400_000>")]
     pub timeout: Option<Span>,
 }
 

@@ -9,7 +9,12 @@ use crate::capability::{self, Capability, Family, FsMode, Need};
 use crate::code::{Code, Severity};
 use crate::document::{self, DocumentError, Origin};
 use crate::features::FeatureSet;
-use crate::units::{Bytes, Span};
+use crate::units::{self, Bytes, Span};
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const HOUR_MS: u64 = 3_600_000;
 
 /// The policy used when none is given: for a plugin nobody has reviewed.
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../../policies/default.toml");
@@ -65,31 +70,75 @@ impl Level {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Limits {
-    /// Sum over all linear memories of one plugin.
+    /// Sum over all linear memories of one plugin, and the host-side state held for it.
+    #[serde(deserialize_with = "units::bytes_in::<_, { 64 * KIB }, { 4 * GIB }>")]
     pub memory: Bytes,
     /// Table elements, summed over all tables.
+    #[serde(deserialize_with = "units::int_in::<_, u64, 0, 10_000_000>")]
     pub tables: u64,
+    #[serde(deserialize_with = "units::int_in::<_, u32, 1, 100>")]
     pub instances: u32,
+    #[serde(deserialize_with = "units::int_in::<_, u32, 1, 100>")]
     pub memories: u32,
     /// Wall time per call.
+    #[serde(deserialize_with = "units::span_in::<_, 1, { 24 * HOUR_MS }>")]
     pub timeout: Span,
     /// Instructions per call; `None` turns fuel metering off.
+    #[serde(deserialize_with = "units::opt_int_in::<_, u64, 1, 1_000_000_000_000_000>")]
     pub fuel: Option<u64>,
+    #[serde(deserialize_with = "units::bytes_in::<_, { 16 * KIB }, { 64 * MIB }>")]
     pub stack: Bytes,
+    #[serde(deserialize_with = "units::bytes_in::<_, 0, GIB>")]
     pub input: Bytes,
+    #[serde(deserialize_with = "units::bytes_in::<_, 1, GIB>")]
     pub output: Bytes,
+    #[serde(deserialize_with = "units::bytes_in::<_, 8, GIB>")]
     pub module_size: Bytes,
     /// Functions defined by the module.
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 1_000_000>")]
     pub functions: u32,
     /// Bytes of one function body.
+    #[serde(deserialize_with = "units::bytes_in::<_, 1, { 128 * MIB }>")]
     pub function_size: Bytes,
     /// Locals of one function.
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 50_000>")]
     pub locals: u32,
     /// Bytes of all data segments together.
+    #[serde(deserialize_with = "units::bytes_in::<_, 0, { 4 * GIB }>")]
     pub data_size: Bytes,
+    #[serde(deserialize_with = "units::span_in::<_, 1, HOUR_MS>")]
     pub compile_timeout: Span,
     /// Bytes of plugin-private vars (keys and values) kept across calls.
+    #[serde(deserialize_with = "units::bytes_in::<_, 0, GIB>")]
     pub vars: Bytes,
+    /// Whether an instance is kept between calls of a plugin.
+    pub instance_reuse: InstanceReuse,
+    /// Bytes one call may write through read-write directories.
+    #[serde(deserialize_with = "units::bytes_in::<_, 0, { 1 << 40 }>")]
+    pub disk_write: Bytes,
+    /// Bytes a plugin may write through read-write directories over all its calls.
+    #[serde(deserialize_with = "units::bytes_in::<_, 0, { 1 << 40 }>")]
+    pub disk_write_total: Bytes,
+    /// Custom sections a module may have (static).
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 1_000_000>")]
+    pub custom_sections: u32,
+    /// Bytes of all custom sections together (static).
+    #[serde(deserialize_with = "units::bytes_in::<_, 0, { 4 * GIB }>")]
+    pub custom_section_size: Bytes,
+}
+
+/// Whether calls of one plugin share an instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceReuse {
+    /// An instance that returned normally is kept for the plugin's next call, as the extism
+    /// host does: fast, and state in linear memory persists between calls, so whoever calls
+    /// next can see what the last call left there.
+    #[default]
+    PerPlugin,
+    /// A fresh instance for every call: nothing of one call's memory reaches the next, for
+    /// plugins whose callers must not see each other's data. Costs an instantiation per call.
+    PerCall,
 }
 
 impl Default for Limits {
@@ -111,6 +160,11 @@ impl Default for Limits {
             data_size: Bytes::mib(16),
             compile_timeout: Span::secs(10),
             vars: Bytes::mib(1),
+            instance_reuse: InstanceReuse::PerPlugin,
+            disk_write: Bytes::mib(16),
+            disk_write_total: Bytes::mib(64),
+            custom_sections: 1000,
+            custom_section_size: Bytes::mib(20),
         }
     }
 }
@@ -130,6 +184,10 @@ pub struct Grants {
     /// Names of host functions (`extism:host/user`) the host registers and grants.
     #[serde(default)]
     pub host: Vec<String>,
+    /// Whether a granted HTTP host *name* may resolve to a loopback, private, link-local or
+    /// other non-public address (an IP literal grant always may).
+    #[serde(default)]
+    pub http_private: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -185,9 +243,16 @@ impl Policy {
     }
 
     pub fn from_path(path: &Path) -> Result<Policy, PolicyError> {
+        Ok(Policy::read(path)?.0)
+    }
+
+    /// The policy in `path` and the exact text it was read from, read once, so that a digest
+    /// of the text is a digest of the policy in use.
+    pub fn read(path: &Path) -> Result<(Policy, String), PolicyError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
-        Ok(Policy::from_toml(&text, Origin::File(path.display().to_string()))?)
+        let policy = Policy::from_toml(&text, Origin::File(path.display().to_string()))?;
+        Ok((policy, text))
     }
 
     pub fn from_toml(text: &str, origin: Origin) -> Result<Policy, DocumentError> {

@@ -113,6 +113,80 @@ impl Serialize for Span {
     }
 }
 
+/// Range-checked fields: `#[serde(deserialize_with = "units::bytes_in::<MIN, MAX>")]` and the
+/// like. The check runs while the document is read, so an out-of-range value is reported with
+/// its file, line and field like any other error, and no later arithmetic on it can overflow.
+pub fn bytes_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(deserializer: D) -> Result<Bytes, D::Error> {
+    let value = Bytes::deserialize(deserializer)?;
+    if !(MIN..=MAX).contains(&value.0) {
+        return Err(serde::de::Error::custom(format!("{value} is out of range ({} to {})", Bytes(MIN), Bytes(MAX))));
+    }
+    Ok(value)
+}
+
+/// [`bytes_in`] for an optional field.
+pub fn opt_bytes_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    deserializer: D,
+) -> Result<Option<Bytes>, D::Error> {
+    bytes_in::<D, MIN, MAX>(deserializer).map(Some)
+}
+
+/// A duration between `MIN_MS` and `MAX_MS` milliseconds.
+pub fn span_in<'de, D: Deserializer<'de>, const MIN_MS: u64, const MAX_MS: u64>(deserializer: D) -> Result<Span, D::Error> {
+    let value = Span::deserialize(deserializer)?;
+    let (min, max) = (Duration::from_millis(MIN_MS), Duration::from_millis(MAX_MS));
+    if !(min..=max).contains(&value.0) {
+        return Err(serde::de::Error::custom(format!(
+            "{value} is out of range ({} to {})",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(value)
+}
+
+/// [`span_in`] for an optional field.
+pub fn opt_span_in<'de, D: Deserializer<'de>, const MIN_MS: u64, const MAX_MS: u64>(
+    deserializer: D,
+) -> Result<Option<Span>, D::Error> {
+    span_in::<D, MIN_MS, MAX_MS>(deserializer).map(Some)
+}
+
+/// An integer between `MIN` and `MAX`.
+pub fn int_in<'de, D, T, const MIN: u64, const MAX: u64>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Copy + Into<u64>,
+{
+    let value = T::deserialize(deserializer)?;
+    if !(MIN..=MAX).contains(&value.into()) {
+        return Err(serde::de::Error::custom(format!("{} is out of range ({MIN} to {MAX})", value.into())));
+    }
+    Ok(value)
+}
+
+/// [`int_in`] for an optional field.
+pub fn opt_int_in<'de, D, T, const MIN: u64, const MAX: u64>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Copy + Into<u64>,
+{
+    int_in::<D, T, MIN, MAX>(deserializer).map(Some)
+}
+
+/// A finite number between `MIN_MILLI` / 1000 and `MAX_MILLI` / 1000 (factors such as
+/// `within-timeout = 1.5`); NaN and infinities are refused.
+pub fn factor_in<'de, D: Deserializer<'de>, const MIN_MILLI: u64, const MAX_MILLI: u64>(
+    deserializer: D,
+) -> Result<Option<f64>, D::Error> {
+    let value = f64::deserialize(deserializer)?;
+    let (min, max) = (MIN_MILLI as f64 / 1000.0, MAX_MILLI as f64 / 1000.0);
+    if !value.is_finite() || value < min || value > max {
+        return Err(serde::de::Error::custom(format!("{value} is out of range ({min} to {max})")));
+    }
+    Ok(Some(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -268,7 +268,7 @@ fn a_reused_instance_still_counts_its_memory_against_the_limit() {
 
 #[test]
 fn hosts_can_ask_for_a_fresh_instance_per_call() {
-    let options = LoadOptions { fresh_instance_per_call: true, ..LoadOptions::default() };
+    let options = LoadOptions { instance_reuse: Some(stockade::policy::InstanceReuse::PerCall), ..LoadOptions::default() };
     let Load::Ready(p) = load_with(&policy(""), &extism_module(STATEFUL), &options) else { panic!("loads") };
     assert_eq!(output(&call(&p, "count", "")), "1");
     assert_eq!(output(&call(&p, "count", "")), "1");
@@ -317,7 +317,7 @@ fn the_official_extism_pdk_plugin_runs_unchanged() {
     let outcome = call(&p, "greet", "world");
     assert_eq!(outcome.code, Code::Ok, "{outcome:?}");
     assert_eq!(outcome.output.as_deref(), Some(&b"Howdy, world!"[..]));
-    assert_eq!(outcome.logs, vec![("info", "greeting world".to_string())]);
+    assert_eq!(outcome.logs.iter().collect::<Vec<_>>(), vec![("info", "greeting world")]);
     let outcome = call(&p, "count_vowels", "Hello, World");
     assert_eq!(outcome.output.as_deref(), Some(&br#"{"count":3}"#[..]));
 }

@@ -4,14 +4,19 @@
 //! the host and port against the allowlist (an entry without a port allows only the scheme's
 //! default port). Redirects are not followed: a 3xx goes back to the plugin, whose next
 //! request is checked again. The request may take no longer than what is left of the call's
-//! deadline, and the response body no more than the output limit.
+//! deadline (then the call ends `timeout`), and the response body no more than the output
+//! limit. The plugin cannot set hop-by-hop or routing headers (`Host`, `Connection`, `Proxy-*`,
+//! …), and a granted host *name* never leads to a non-public address unless the policy opts in.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use serde::Deserialize;
 
 use super::HostFault;
+use super::extism::Kernel;
 use crate::capability::host_pattern_matches;
 
 /// The request a plugin passes, as the Extism PDKs encode it.
@@ -53,36 +58,97 @@ pub fn check_url(url: &str, allowlist: &[String]) -> Result<ureq::http::Uri, Hos
     Ok(uri)
 }
 
-/// Makes the request. `Err` only for what the plugin did wrong or was not allowed; a network
-/// failure is a response with status 0, as the plugin cannot be blamed for it.
+/// Headers a plugin may not set: they would let it pick another virtual host behind an
+/// allowed address, smuggle a second request, or talk to a proxy.
+const FORBIDDEN_HEADERS: &[&str] =
+    &["host", "connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade", "expect"];
+
+/// Response headers handed back to the plugin may take at most this many bytes (as JSON).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), HostFault> {
+    for name in headers.keys() {
+        let lower = name.to_ascii_lowercase();
+        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+            return Err(HostFault::Denied(format!("the plugin may not set the `{name}` header")));
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's `http_request`: the request's JSON and body from Extism blocks, the response
+/// body back as a block; status and headers kept for `http_status_code` and `http_headers`.
+pub fn request(kernel: &mut Kernel, request: u64, body: u64) -> Result<u64, HostFault> {
+    let text = kernel.block_text(request)?;
+    let request: HttpRequest = serde_json::from_str(&text)
+        .map_err(|e| HostFault::BadCall(format!("the HTTP request is not valid JSON: {e}")))?;
+    let body = match body {
+        0 => None,
+        handle => Some(kernel.memory.block(handle)?.to_vec()),
+    };
+    let time_left = kernel.deadline.saturating_duration_since(std::time::Instant::now());
+    // The body is held in host memory until it is copied into a block: it may take no more
+    // than the output limit, nor than the budget leaves for that copy.
+    let max_body = kernel.output_cap.min(kernel.budget.available() / 2);
+    let response = send(&request, body.as_deref(), &kernel.http_allowlist, kernel.http_private, time_left, max_body)?;
+    kernel.http_status = i32::from(response.status);
+    let headers = serde_json::to_string(&response.headers).expect("headers serialise");
+    kernel.http_headers = (response.status != 0).then_some(headers);
+    kernel.alloc_bytes(&response.body)
+}
+
+/// Makes the request. `Err` for what the plugin did wrong or was not allowed, and for the
+/// deadline (`timeout`); a network failure is a response with status 0, as the plugin cannot
+/// be blamed for it.
 pub fn send(
     request: &HttpRequest,
     body: Option<&[u8]>,
     allowlist: &[String],
+    allow_private: bool,
     time_left: Duration,
     max_body: u64,
 ) -> Result<HttpResponse, HostFault> {
     let uri = check_url(&request.url, allowlist)?;
+    check_headers(&request.headers)?;
+    if time_left.is_zero() {
+        return Err(HostFault::Timeout("the call's deadline passed before the HTTP request".to_string()));
+    }
     let method = request.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
-    let mut builder = ureq::http::Request::builder().method(method.as_str()).uri(uri);
+    let mut builder = ureq::http::Request::builder().method(method.as_str()).uri(uri.clone());
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
     }
     let http_request = builder
         .body(body.map(<[u8]>::to_vec).unwrap_or_default())
         .map_err(|e| HostFault::BadCall(format!("invalid request: {e}")))?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(time_left))
         .max_redirects(0)
         // Hand a redirect back to the plugin as a response (its status and headers), not an error.
         .max_redirects_will_error(false)
         .http_status_as_error(false)
+        .max_response_header_size(MAX_HEADER_BYTES)
         .proxy(None)
-        .build()
-        .into();
+        .build();
+    let resolver = GuardedResolver::new(allow_private);
+    let refused = resolver.refused.clone();
+    let agent = ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::default(), resolver);
+    let failure = |error: ureq::Error| -> Result<HttpResponse, HostFault> {
+        if let Some(message) = refused.lock().expect("resolver note").take() {
+            return Err(HostFault::Denied(message));
+        }
+        match error {
+            ureq::Error::Timeout(_) => Err(HostFault::Timeout(format!("the HTTP request to `{}` ran into the deadline", request.url))),
+            ureq::Error::BodyExceedsLimit(_) => {
+                Err(HostFault::OutputTooLarge(format!("the response body is over {max_body} bytes")))
+            }
+            // Anything else is the network's doing: status 0, as documented.
+            _ => Ok(HttpResponse::default()),
+        }
+    };
     let mut response = match agent.run(http_request) {
         Ok(response) => response,
-        Err(_) => return Ok(HttpResponse::default()),
+        Err(error) => return failure(error),
     };
     let status = response.status().as_u16();
     let headers = response
@@ -90,11 +156,94 @@ pub fn send(
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let body = response.body_mut().with_config().limit(max_body).read_to_vec().map_err(|e| match e {
-        ureq::Error::BodyExceedsLimit(_) => HostFault::OutputTooLarge(format!("the response body is over {max_body} bytes")),
-        other => HostFault::Denied(format!("reading the response: {other}")),
-    })?;
+    let body = match response.body_mut().with_config().limit(max_body).read_to_vec() {
+        Ok(body) => body,
+        Err(error) => return failure(error),
+    };
     Ok(HttpResponse { status, headers, body })
+}
+
+/// Resolves as ureq does, then keeps only public addresses for a host *name*: a granted name
+/// must not lead to loopback, private, link-local (cloud metadata) or other special addresses
+/// unless the policy opts in. An IP literal was granted as such, and is connected to as is.
+/// ureq connects to exactly the addresses returned here, so a name is resolved once per
+/// request and cannot be rebound between the check and the connection.
+#[derive(Debug)]
+struct GuardedResolver {
+    allow_private: bool,
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    /// Why the addresses were refused, for the plugin's error.
+    refused: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl GuardedResolver {
+    fn new(allow_private: bool) -> GuardedResolver {
+        GuardedResolver { allow_private, inner: Default::default(), refused: Default::default() }
+    }
+}
+
+impl ureq::unversioned::resolver::Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let resolved = self.inner.resolve(uri, config, timeout)?;
+        let host = uri.host().unwrap_or_default();
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok();
+        if literal || self.allow_private {
+            return Ok(resolved);
+        }
+        let mut kept = self.inner.empty();
+        for addr in resolved.iter().filter(|a| is_public(a.ip())) {
+            kept.push(*addr);
+        }
+        if kept.is_empty() {
+            *self.refused.lock().expect("resolver note") = Some(format!(
+                "`{host}` resolves only to non-public addresses ({}); the policy does not allow them for a host name",
+                resolved.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
+            ));
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(kept)
+    }
+}
+
+/// Whether an address is on the public internet: not loopback, private, link-local (which holds
+/// the cloud metadata services), shared (CGNAT), documentation, multicast, broadcast or
+/// unspecified, in IPv4, IPv6 or IPv4 mapped into IPv6.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +269,27 @@ mod tests {
             "ftp://api.example.com/",
         ] {
             assert!(check_url(denied, &allow).is_err(), "{denied}");
+        }
+    }
+
+    #[test]
+    fn routing_headers_are_refused() {
+        for name in ["Host", "connection", "Transfer-Encoding", "content-length", "Proxy-Authorization", "TE", "Upgrade"] {
+            let headers = BTreeMap::from([(name.to_string(), "x".to_string())]);
+            assert!(matches!(check_headers(&headers), Err(HostFault::Denied(_))), "{name}");
+        }
+        let headers = BTreeMap::from([("Accept".to_string(), "x".to_string()), ("X-Api-Key".to_string(), "k".to_string())]);
+        assert!(check_headers(&headers).is_ok());
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+            "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "224.0.0.1", "255.255.255.255"] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
 }

@@ -19,6 +19,9 @@ pub enum HostFault {
     /// A request the grants do not allow (an HTTP host, a path).
     #[error("host call denied: {0}")]
     Denied(String),
+    /// A host call that was still waiting when the call's deadline came (HTTP, a WASI call).
+    #[error("timeout: {0}")]
+    Timeout(String),
 }
 
 impl HostFault {
@@ -28,6 +31,7 @@ impl HostFault {
             HostFault::MemoryLimit(_) => crate::Code::MemoryLimit,
             HostFault::OutputTooLarge(_) => crate::Code::OutputTooLarge,
             HostFault::Denied(_) => crate::Code::HostCallDenied,
+            HostFault::Timeout(_) => crate::Code::Timeout,
         }
     }
 }

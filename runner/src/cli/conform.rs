@@ -78,12 +78,8 @@ impl Opts {
     }
 
     fn run_corpus(&self) -> anyhow::Result<Conformance> {
-        let policy = self.policy.load()?;
-        let policy_text = match &self.policy.policy {
-            Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-            None => stockade::policy::DEFAULT_POLICY_TOML.as_bytes().to_vec(),
-        };
-        let policy_digest = Digested { name: policy.name().to_string(), sha256: hex::encode(sha2::Sha256::digest(&policy_text)) };
+        let (policy, policy_text) = self.policy.load_with_text()?;
+        let policy_digest = Digested { name: policy.name().to_string(), sha256: hex::encode(sha2::Sha256::digest(policy_text)) };
         let xfail_path = self.xfail.clone().or_else(|| {
             let default = self.corpus.join(conform::XFAIL_FILE);
             default.exists().then_some(default)

@@ -98,9 +98,14 @@ pub struct PolicyArg {
 
 impl PolicyArg {
     pub fn load(&self) -> anyhow::Result<Policy> {
+        Ok(self.load_with_text()?.0)
+    }
+
+    /// The policy and the exact text it was read from (see [`Policy::read`]).
+    pub fn load_with_text(&self) -> anyhow::Result<(Policy, String)> {
         match &self.policy {
-            Some(path) => Ok(Policy::from_path(path)?),
-            None => Ok(Policy::builtin_default()),
+            Some(path) => Ok(Policy::read(path)?),
+            None => Ok((Policy::builtin_default(), stockade::policy::DEFAULT_POLICY_TOML.to_string())),
         }
     }
 }

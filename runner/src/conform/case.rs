@@ -31,8 +31,18 @@ use crate::policy::Policy;
 use crate::sandbox::Stage;
 use crate::units::Bytes;
 
+/// The most input one call of a case may build (`input` × `input-repeat`): enough to pass any
+/// input limit a policy can set.
+pub const MAX_CASE_INPUT: u64 = 1 << 30;
+
 /// The file that makes a directory a case.
 pub const CASE_FILE: &str = "case.toml";
+
+/// Directories of the corpus that are build trees, not cases or case files (a guest's
+/// `target/`, `node_modules/`): neither searched for cases nor digested.
+pub fn is_build_tree(name: &std::ffi::OsStr) -> bool {
+    matches!(name.to_str(), Some("target" | "node_modules" | ".git"))
+}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -86,13 +96,13 @@ pub struct CallSpec {
     #[serde(default)]
     pub input: String,
     /// The input repeated this many times (large inputs without large files).
-    #[serde(default)]
-    pub input_repeat: Option<usize>,
+    #[serde(default, deserialize_with = "crate::units::opt_int_in::<_, u32, 1, { 1 << 30 }>")]
+    pub input_repeat: Option<u32>,
     /// Arguments of a plain core export.
     #[serde(default)]
     pub args: Vec<String>,
     /// Make the same call this many times; every one must meet the expectation.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::opt_int_in::<_, u32, 1, 100_000>")]
     pub repeat: Option<u32>,
     /// The runtime code.
     pub expect: Code,
@@ -107,7 +117,7 @@ pub struct CallSpec {
     #[serde(default)]
     pub error_contains: Option<String>,
     /// Instantiation and call together must end within this many times the policy's timeout.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::factor_in::<_, 1, 1_000_000>")]
     pub within_timeout: Option<f64>,
     /// The peak of the plugin's memories may be at most this (it may never pass the limit).
     #[serde(default)]
@@ -116,7 +126,8 @@ pub struct CallSpec {
 
 impl CallSpec {
     pub fn input_bytes(&self) -> Vec<u8> {
-        self.input.repeat(self.input_repeat.unwrap_or(1)).into_bytes()
+        // The size was checked against MAX_CASE_INPUT when the case was read.
+        self.input.repeat(self.input_repeat.unwrap_or(1) as usize).into_bytes()
     }
 
     pub fn expected_stage(&self) -> Stage {
@@ -162,9 +173,7 @@ fn walk(corpus: &Path, dir: &Path, cases: &mut Vec<CaseDir>) -> Result<(), CaseE
         return Ok(());
     }
     for entry in entries {
-        let name = entry.file_name();
-        let skip = matches!(name.to_str(), Some("target" | "node_modules" | ".git"));
-        if !skip && entry.file_type().map_err(read_error)?.is_dir() {
+        if !is_build_tree(&entry.file_name()) && entry.file_type().map_err(read_error)?.is_dir() {
             walk(corpus, &entry.path(), cases)?;
         }
     }
@@ -205,6 +214,14 @@ impl Case {
         }
         if file.expect_load == Code::Ok && file.calls.is_empty() && file.findings.is_empty() {
             return Err(invalid("the case expects nothing: give `expect-load`, `findings` or a [[call]]".to_string()));
+        }
+        for (i, call) in file.calls.iter().enumerate() {
+            let size = (call.input.len() as u64).saturating_mul(u64::from(call.input_repeat.unwrap_or(1)));
+            if size > MAX_CASE_INPUT {
+                return Err(invalid(format!(
+                    "call[{i}]: the input repeated is {size} bytes; a case's input may be at most {MAX_CASE_INPUT}"
+                )));
+            }
         }
         let policy = with_overrides(base_policy, &file.policy, &origin)?;
         let module = match &file.module {

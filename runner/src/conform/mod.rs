@@ -372,16 +372,15 @@ fn millis(duration: std::time::Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// SHA-256 over every file of the corpus (path and content), guests' build trees left out.
+/// SHA-256 over every file of the corpus (path and content), build trees left out.
 fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
     fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), CaseError> {
         let read_error = |source| CaseError::Read { path: dir.display().to_string(), source };
         for entry in std::fs::read_dir(dir).map_err(read_error)? {
             let entry = entry.map_err(read_error)?;
             let kind = entry.file_type().map_err(read_error)?;
-            let name = entry.file_name();
             if kind.is_dir() {
-                if !matches!(name.to_str(), Some("target" | "node_modules" | ".git")) {
+                if !case::is_build_tree(&entry.file_name()) {
                     collect(&entry.path(), files)?;
                 }
             } else {
@@ -464,7 +463,7 @@ fn execute(case: &Case, steps: &mut Vec<Step>, problems: &mut Vec<String>) {
         manifest: case.file.manifest.as_ref().map(|m| case.dir.join(m)),
         config: case.file.config.clone(),
         skip_static_check: case.file.skip_static_check,
-        fresh_instance_per_call: false,
+        instance_reuse: None,
     };
     let mut plugins: BTreeMap<PathBuf, Plugin> = BTreeMap::new();
     for (index, module) in case.modules().into_iter().enumerate() {
@@ -483,71 +482,14 @@ fn execute(case: &Case, steps: &mut Vec<Step>, problems: &mut Vec<String>) {
                 return;
             }
         };
-        let expected = Observed { code: if main { case.file.expect_load } else { Code::Ok }, stage: Stage::Load };
         let name = if main { "load".to_string() } else { format!("load {}", file_name(&module)) };
-        let mut step = Step {
-            name,
-            expected,
-            actual: Observed { code: Code::Ok, stage: Stage::Load },
-            output: None,
-            error: None,
-            findings: Vec::new(),
-            peak_memory_bytes: None,
-            time_ms: None,
+        let expected = if main { case.file.expect_load } else { Code::Ok };
+        let (step, plugin) = load_step(name, expected, load, if main { &case.file.findings } else { &[] }, problems);
+        steps.push(step);
+        match plugin {
+            Some(plugin) => plugins.insert(module, plugin),
+            None => return,
         };
-        let vetting = match &load {
-            Load::Ready(plugin) => Some(plugin.vetting()),
-            Load::Refused(vetting) => Some(&**vetting),
-            Load::Failed(_) => None,
-        };
-        if let Some(vetting) = vetting {
-            step.findings = vetting.findings.iter().map(|f| f.code).collect();
-            if main {
-                for code in &case.file.findings {
-                    if !step.findings.contains(code) {
-                        problems.push(format!("vetting did not report `{code}` (it reported: {})", codes(&step.findings)));
-                    }
-                }
-            }
-        }
-        match load {
-            Load::Ready(plugin) => {
-                if expected.code != Code::Ok {
-                    problems.push(format!("load: expected `{}`, but the plugin loaded", expected.code));
-                }
-                steps.push(step);
-                plugins.insert(module, plugin);
-            }
-            Load::Refused(vetting) => {
-                let errors: Vec<Code> = vetting
-                    .findings
-                    .iter()
-                    .filter(|f| f.severity == crate::code::Severity::Error)
-                    .map(|f| f.code)
-                    .collect();
-                step.actual.code = if errors.contains(&expected.code) { expected.code } else { errors.first().copied().unwrap_or(Code::Ok) };
-                step.error = Some(format!("refused: {}", codes(&errors)));
-                if !errors.contains(&expected.code) {
-                    problems.push(format!("load: expected `{}`, but vetting refused it with {}", expected.code, codes(&errors)));
-                }
-                steps.push(step);
-                return;
-            }
-            Load::Failed(outcome) => {
-                step.actual.code = outcome.code;
-                step.error = outcome.error.clone();
-                if outcome.code != expected.code {
-                    problems.push(format!(
-                        "load: expected `{}`, got `{}`: {}",
-                        expected.code,
-                        outcome.code,
-                        outcome.error.as_deref().unwrap_or("")
-                    ));
-                }
-                steps.push(step);
-                return;
-            }
-        }
     }
 
     let several_plugins = plugins.len() > 1;
@@ -579,6 +521,52 @@ fn execute(case: &Case, steps: &mut Vec<Step>, problems: &mut Vec<String>) {
             });
         }
     }
+}
+
+/// The load step of one module: what loading came to against `expected`, and the plugin
+/// when it loaded. `findings` must all be among the vetting's findings.
+fn load_step(
+    name: String,
+    expected: Code,
+    load: Load,
+    findings: &[Code],
+    problems: &mut Vec<String>,
+) -> (Step, Option<Plugin>) {
+    let vetting = match &load {
+        Load::Ready(plugin) => Some(plugin.vetting()),
+        Load::Refused(vetting) => Some(&**vetting),
+        Load::Failed(_) => None,
+    };
+    let reported: Vec<Code> = vetting.map(|v| v.findings.iter().map(|f| f.code).collect()).unwrap_or_default();
+    for code in findings.iter().filter(|code| !reported.contains(code)) {
+        problems.push(format!("vetting did not report `{code}` (it reported: {})", codes(&reported)));
+    }
+    let (actual, error, plugin) = match load {
+        Load::Ready(plugin) => (Code::Ok, None, Some(plugin)),
+        Load::Refused(vetting) => {
+            let errors: Vec<Code> =
+                vetting.findings.iter().filter(|f| f.severity == crate::code::Severity::Error).map(|f| f.code).collect();
+            // Refused for several reasons: the expected one, if it is among them, is the answer.
+            let code = if errors.contains(&expected) { expected } else { errors.first().copied().unwrap_or(Code::Ok) };
+            (code, Some(format!("refused: {}", codes(&errors))), None)
+        }
+        Load::Failed(outcome) => (outcome.code, outcome.error, None),
+    };
+    if actual != expected {
+        let detail = error.as_deref().map_or(String::new(), |e| format!(" ({e})"));
+        problems.push(format!("load: expected `{expected}`, got `{actual}`{detail}"));
+    }
+    let step = Step {
+        name,
+        expected: Observed { code: expected, stage: Stage::Load },
+        actual: Observed { code: actual, stage: Stage::Load },
+        output: None,
+        error,
+        findings: reported,
+        peak_memory_bytes: None,
+        time_ms: None,
+    };
+    (step, plugin)
 }
 
 /// Everything about one call's outcome that differs from its expectation, and every limit it

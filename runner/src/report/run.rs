@@ -68,7 +68,7 @@ pub fn human(outcome: &Outcome, function: &str, limits: &Limits, color: bool) ->
             out.push('\n');
         }
     }
-    for (level, line) in &outcome.logs {
+    for (level, line) in outcome.logs.iter() {
         let _ = writeln!(out, "  [{level}] {line}");
     }
     let over = |is_over: bool, text: String| {

@@ -3,9 +3,11 @@
 use serde::Serialize;
 use wasmtime::{Store, Trap};
 
-use super::{State, TableLimit};
+use super::instance::{CallError, Returned, State};
+use super::limiter::TableLimit;
 use crate::abi::HostFault;
 use crate::code::Code;
+use crate::log::Logs;
 
 /// Figures for one call.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -21,6 +23,16 @@ pub struct Stats {
     pub wall_ns: u64,
     pub compile_ns: u64,
     pub instantiate_ns: u64,
+    /// Bytes written to files through read-write directories in this call.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub disk_written_bytes: u64,
+    /// A write was refused because a disk quota was reached.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disk_quota_reached: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where in a plugin's life an outcome was decided.
@@ -54,17 +66,17 @@ pub struct Outcome {
     pub output: Option<Vec<u8>>,
     pub error: Option<String>,
     /// Log lines the plugin wrote, with their level.
-    pub logs: Vec<(&'static str, String)>,
+    pub logs: Logs,
     pub stats: Stats,
 }
 
 impl Outcome {
     pub fn ok(output: Vec<u8>) -> Outcome {
-        Outcome { code: Code::Ok, stage: Stage::Call, output: Some(output), error: None, logs: Vec::new(), stats: Stats::default() }
+        Outcome { code: Code::Ok, stage: Stage::Call, output: Some(output), error: None, logs: Logs::default(), stats: Stats::default() }
     }
 
     pub fn failed(code: Code, message: impl Into<String>) -> Outcome {
-        Outcome { code, stage: Stage::Call, output: None, error: Some(message.into()), logs: Vec::new(), stats: Stats::default() }
+        Outcome { code, stage: Stage::Call, output: None, error: Some(message.into()), logs: Logs::default(), stats: Stats::default() }
     }
 
     pub fn at(mut self, stage: Stage) -> Outcome {
@@ -109,30 +121,59 @@ pub fn classify(error: &wasmtime::Error) -> (Code, String) {
     }
 }
 
-pub(super) fn from_error(error: &wasmtime::Error, store: &mut Store<State>, mut stats: super::Stats) -> Outcome {
-    let (code, message) = classify(error);
-    if code == Code::Ok {
-        // A WASI program that called proc_exit(0) finished normally.
-        let output = store.data().stdout().unwrap_or_default();
-        stats.output_bytes = output.len() as u64;
-        return finish(Outcome::ok(output), store, stats);
+/// What an export's return (or failure) comes to, before the store's figures are added.
+pub(super) fn returned(result: Result<Returned, CallError>, state: &State) -> Outcome {
+    match result {
+        Ok(Returned::Extism(0)) => Outcome::ok(state.kernel.output().unwrap_or_default()),
+        Ok(Returned::Extism(rc)) => {
+            Outcome::failed(Code::PluginError, state.kernel.error_text().unwrap_or_else(|| format!("the plugin returned {rc}")))
+        }
+        // An export that returns nothing (a WASI `_start`) speaks through stdout.
+        Ok(Returned::Values(text)) => Outcome::ok(match state.stdout() {
+            Some(stdout) if text.is_empty() => stdout,
+            _ => text.into_bytes(),
+        }),
+        Err(CallError::Usage(message)) => Outcome::failed(Code::Trap, message),
+        Err(CallError::Wasm(error)) => from_error(&error, state),
     }
-    finish(Outcome::failed(code, message), store, stats)
 }
 
-/// Adds what the store knows (fuel used, peak memory, logs) to an outcome.
+/// The outcome a trap, a refused host call or a WASI exit comes to.
+pub(super) fn from_error(error: &wasmtime::Error, state: &State) -> Outcome {
+    match classify(error) {
+        // A WASI program that called proc_exit(0) finished normally.
+        (Code::Ok, _) => Outcome::ok(state.stdout().unwrap_or_default()),
+        (code, message) => Outcome::failed(code, message),
+    }
+}
+
+/// Adds what the store knows (output size, fuel used, peak memory, logs, disk writes) to an
+/// outcome.
 pub(super) fn finish(mut outcome: Outcome, store: &mut Store<State>, mut stats: Stats) -> Outcome {
+    let stage = outcome.stage;
     // Whatever else happened (a plugin spinning on a refused write ends in a timeout), output
     // past the limit is what the plugin did wrong.
     if store.data().stdio_overflowed() {
-        outcome = Outcome::failed(Code::OutputTooLarge, "stdout or stderr past the output limit");
+        outcome = Outcome::failed(Code::OutputTooLarge, "stdout or stderr past the output limit").at(stage);
     }
     if let Some(given) = store.data().limiter.fuel_given {
         stats.instructions = store.get_fuel().ok().map(|left| given.saturating_sub(left));
     }
-    stats.peak_memory_bytes = store.data().limiter.peak_memory;
-    outcome.logs = std::mem::take(&mut store.data_mut().extism.logs);
-    outcome.logs.extend(store.data().stderr_lines());
+    let state = store.data_mut();
+    stats.peak_memory_bytes = state.limiter.budget.peak();
+    if let Some(wasi) = &state.wasi {
+        stats.disk_written_bytes = wasi.written();
+        stats.disk_quota_reached = wasi.quota_reached;
+    }
+    let mut logs = state.kernel.take_logs();
+    if let Some(stderr) = state.stderr()
+        && let Err(fault) = logs.push_stderr(&stderr)
+        && outcome.code == Code::Ok
+    {
+        outcome = Outcome::failed(fault.code(), fault.to_string()).at(stage);
+    }
+    stats.output_bytes = outcome.output.as_ref().map_or(0, |o| o.len() as u64);
+    outcome.logs = logs;
     outcome.stats = stats;
     outcome
 }

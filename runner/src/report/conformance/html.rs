@@ -73,8 +73,8 @@ pub fn render(c: &Conformance) -> String {
             out,
             "</td><td>{}</td><td><span class=\"badge {verdict}\">{verdict}</span></td><td>{}</td><td>{}</td><td class=\"num\">{:.0} ms</td></tr>",
             e(&case.class),
-            steps(case, |s| s.expected.to_string()),
-            steps(case, |s| s.actual.to_string()),
+            lines(case, |s| s.expected.to_string()),
+            lines(case, |s| s.actual.to_string()),
             case.duration_ms
         );
     }
@@ -82,8 +82,8 @@ pub fn render(c: &Conformance) -> String {
     out
 }
 
-fn steps(case: &crate::conform::CaseResult, show: impl Fn(&crate::conform::Step) -> String) -> String {
-    case.steps.iter().map(|s| format!("{}: {}", e(&s.name), e(&show(s)))).collect::<Vec<_>>().join("<br>")
+fn lines(case: &crate::conform::CaseResult, side: impl Fn(&crate::conform::Step) -> String) -> String {
+    super::steps(case, side).iter().map(|line| e(line)).collect::<Vec<_>>().join("<br>")
 }
 
 /// A horizontal stacked bar per class: passed, failed (and unexpected passes), expected failures.

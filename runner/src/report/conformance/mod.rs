@@ -63,12 +63,17 @@ fn escape_xml(text: &str) -> String {
     out
 }
 
+/// Each step of a case as `name: value`, for one side (expected or actual).
+fn steps(case: &crate::conform::CaseResult, side: impl Fn(&crate::conform::Step) -> String) -> Vec<String> {
+    case.steps.iter().map(|s| format!("{}: {}", s.name, side(s))).collect()
+}
+
 /// What a case's expectation was, in one line: every step's expected code and stage.
 fn expectation(case: &crate::conform::CaseResult) -> String {
-    case.steps.iter().map(|s| format!("{}: {}", s.name, s.expected)).collect::<Vec<_>>().join("; ")
+    steps(case, |s| s.expected.to_string()).join("; ")
 }
 
 /// What actually happened, in one line.
 fn actual(case: &crate::conform::CaseResult) -> String {
-    case.steps.iter().map(|s| format!("{}: {}", s.name, s.actual)).collect::<Vec<_>>().join("; ")
+    steps(case, |s| s.actual.to_string()).join("; ")
 }

@@ -1,0 +1,148 @@
+//! The call budget's memory half: one byte count per plugin instance that everything held for
+//! the plugin draws on, its linear memories and every host-side buffer alike.
+//!
+//! The limit binds the plugin, not only its wasm code. Extism blocks with their bookkeeping,
+//! the input, log lines, captured stdio, open descriptors and HTTP bodies are charged here at
+//! their real cost while they are held, and vars (which outlive calls and instances) are
+//! charged to every instance of the plugin for as long as they exist. A charge that does not
+//! fit fails with `memory-limit` before the host allocates.
+//!
+//! The per-item costs below are what the host really spends beside the bytes themselves
+//! (allocator headers, map nodes, struct headers), rounded up; they were measured as the
+//! process's RSS growth per item under `/usr/bin/time -v` (see runner/tests/containment.rs).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::abi::HostFault;
+
+/// Host bytes per live or freed Extism block beyond its contents (two map entries and the
+/// size index).
+pub const BLOCK_COST: u64 = 96;
+/// Host bytes per kept log line beyond its text (level, offsets, and the line's rendering).
+pub const LOG_LINE_COST: u64 = 32;
+/// Host bytes per var beyond its key and value (map node, two heap headers).
+pub const VAR_ENTRY_COST: u64 = 96;
+/// Host bytes per open WASI descriptor (resource-table entry, cap-std handle, kernel file).
+pub const DESCRIPTOR_COST: u64 = 4096;
+
+/// A plugin instance's memory budget. Cheap to clone: clones share the count, so the
+/// limiter, the Extism kernel and the WASI context of one store charge one budget.
+#[derive(Clone, Debug)]
+pub struct MemoryBudget(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    cap: u64,
+    /// Bytes held for this instance.
+    held: AtomicU64,
+    /// Bytes held for the plugin as a whole (its vars), counted in every instance.
+    shared: Arc<AtomicU64>,
+    peak: AtomicU64,
+}
+
+impl MemoryBudget {
+    pub fn new(cap: u64, shared: Arc<AtomicU64>) -> MemoryBudget {
+        MemoryBudget(Arc::new(Inner { cap, held: AtomicU64::new(0), shared, peak: AtomicU64::new(0) }))
+    }
+
+    /// A budget of its own, sharing nothing (tests, one-off instances).
+    pub fn standalone(cap: u64) -> MemoryBudget {
+        MemoryBudget::new(cap, Arc::new(AtomicU64::new(0)))
+    }
+
+    pub fn cap(&self) -> u64 {
+        self.0.cap
+    }
+
+    /// Everything charged now: this instance's and the plugin's shared state.
+    pub fn in_use(&self) -> u64 {
+        self.0.held.load(Relaxed).saturating_add(self.0.shared.load(Relaxed))
+    }
+
+    /// How many more bytes may be charged.
+    pub fn available(&self) -> u64 {
+        self.0.cap.saturating_sub(self.in_use())
+    }
+
+    /// The most that was in use at once since the last [`MemoryBudget::reset_peak`].
+    pub fn peak(&self) -> u64 {
+        self.0.peak.load(Relaxed).max(self.in_use())
+    }
+
+    /// Starts a new peak from what is held now (a kept instance starts a call).
+    pub fn reset_peak(&self) {
+        self.0.peak.store(self.in_use(), Relaxed);
+    }
+
+    /// Charges `bytes` for `what`, or refuses with `memory-limit` and charges nothing.
+    pub fn charge(&self, bytes: u64, what: &str) -> Result<(), HostFault> {
+        if bytes > self.available() {
+            return Err(HostFault::MemoryLimit(format!(
+                "{what} needs {bytes} more bytes, {} are in use; the limit is {}",
+                self.in_use(),
+                self.0.cap
+            )));
+        }
+        let held = self.0.held.fetch_add(bytes, Relaxed) + bytes;
+        self.0.peak.fetch_max(held.saturating_add(self.0.shared.load(Relaxed)), Relaxed);
+        Ok(())
+    }
+
+    pub fn release(&self, bytes: u64) {
+        // Saturating: a release never takes the count below zero, whatever the order.
+        let _ = self.0.held.fetch_update(Relaxed, Relaxed, |held| Some(held.saturating_sub(bytes)));
+    }
+
+    /// Moves a charge from `from` to `to` bytes (a buffer that grows or shrinks).
+    pub fn resize(&self, from: u64, to: u64, what: &str) -> Result<(), HostFault> {
+        if to > from { self.charge(to - from, what) } else {
+            self.release(from - to);
+            Ok(())
+        }
+    }
+
+    /// Charges plugin-wide state (vars): counted in every instance of the plugin.
+    pub fn resize_shared(&self, from: u64, to: u64, what: &str) -> Result<(), HostFault> {
+        if to > from {
+            let more = to - from;
+            if more > self.available() {
+                return Err(HostFault::MemoryLimit(format!(
+                    "{what} needs {more} more bytes, {} are in use; the limit is {}",
+                    self.in_use(),
+                    self.0.cap
+                )));
+            }
+            self.0.shared.fetch_add(more, Relaxed);
+            self.0.peak.fetch_max(self.in_use(), Relaxed);
+        } else {
+            let _ = self.0.shared.fetch_update(Relaxed, Relaxed, |held| Some(held.saturating_sub(from - to)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_fail_whole_and_count_shared_state() {
+        let shared = Arc::new(AtomicU64::new(0));
+        let a = MemoryBudget::new(100, shared.clone());
+        let b = MemoryBudget::new(100, shared);
+        a.charge(60, "x").unwrap();
+        assert!(matches!(a.charge(41, "y"), Err(HostFault::MemoryLimit(_))));
+        assert_eq!(a.in_use(), 60, "a refused charge charges nothing");
+        b.resize_shared(0, 30, "vars").unwrap();
+        assert_eq!(a.in_use(), 90, "vars count in every instance");
+        assert!(a.charge(11, "z").is_err());
+        a.resize(60, 10, "x").unwrap();
+        assert_eq!(a.in_use(), 40);
+        // An instance's peak is what it saw at its own charges (vars set by another instance are
+        // counted from its next charge on).
+        assert_eq!(a.peak(), 60);
+        a.release(1000);
+        assert_eq!(a.in_use(), 30);
+    }
+}

@@ -1,0 +1,64 @@
+//! The store's resource limiter: linear memory growth draws on the plugin's one memory budget
+//! (which the host-side state draws on too), and table elements are capped in sum.
+
+use crate::budget::MemoryBudget;
+use crate::policy::Limits;
+
+pub(crate) struct Limiter {
+    pub budget: MemoryBudget,
+    table_cap: u64,
+    memories: usize,
+    instances: usize,
+    table_elements: u64,
+    /// Fuel the call started with, when fuel is metered.
+    pub fuel_given: Option<u64>,
+}
+
+impl Limiter {
+    pub fn new(limits: &Limits, budget: MemoryBudget) -> Limiter {
+        Limiter {
+            budget,
+            table_cap: limits.tables,
+            memories: limits.memories as usize,
+            instances: limits.instances as usize,
+            table_elements: 0,
+            fuel_given: limits.fuel,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // An error, not `false`: the plugin stops here with `memory-limit` instead of spinning
+        // on a failing memory.grow until its timeout.
+        self.budget
+            .resize(current as u64, desired as u64, "growing linear memory")
+            .map_err(wasmtime::Error::new)?;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = (self.table_elements + desired as u64).saturating_sub(current as u64);
+        if total > self.table_cap {
+            return Err(wasmtime::Error::new(TableLimit(format!(
+                "growing tables to {total} elements in all; the limit is {}",
+                self.table_cap
+            ))));
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// The table counterpart of `HostFault::MemoryLimit`, raised by the limiter.
+#[derive(Debug, thiserror::Error)]
+#[error("table limit: {0}")]
+pub(crate) struct TableLimit(String);
