@@ -75,6 +75,13 @@ pub struct CaseFile {
     /// Requests the case's loopback HTTP server must have received by the end.
     #[serde(default)]
     pub http_requests: Option<u64>,
+    /// FIFOs to make in the case's scratch directory (`{scratch}`) before it runs: named pipes
+    /// cannot be committed, and a read from one blocks until somebody writes.
+    #[serde(default)]
+    pub scratch_fifos: Vec<String>,
+    /// Unix sockets to bind in the scratch directory before the case runs.
+    #[serde(default)]
+    pub scratch_sockets: Vec<String>,
     #[serde(default, rename = "call")]
     pub calls: Vec<CallSpec>,
 }
@@ -191,21 +198,26 @@ pub struct Case {
     pub module: PathBuf,
     /// Whether the case mentions `{http}` or `{http_port}`, and so needs a loopback server.
     pub uses_http: bool,
+    /// Whether the case mentions `{scratch}`, so that a scratch directory must be made for it.
+    pub uses_scratch: bool,
 }
 
 impl Case {
-    /// Reads a case; `http` is what `{http}` stands for (only used when the case mentions it).
-    pub fn read(found: &CaseDir, base_policy: &Policy, http: &str) -> Result<Case, CaseError> {
+    /// Reads a case; `http` is what `{http}` stands for and `scratch` what `{scratch}` does (a
+    /// fresh directory for this run of the case; each is used only when the case mentions it).
+    pub fn read(found: &CaseDir, base_policy: &Policy, http: &str, scratch: &str) -> Result<Case, CaseError> {
         let path = found.dir.join(CASE_FILE);
         let raw = std::fs::read_to_string(&path)
             .map_err(|source| CaseError::Read { path: path.display().to_string(), source })?;
         let dir = std::path::absolute(&found.dir).unwrap_or_else(|_| found.dir.clone());
         let uses_http = raw.contains("{http}") || raw.contains("{http_port}");
+        let uses_scratch = raw.contains("{scratch}");
         let port = http.rsplit(':').next().unwrap_or_default();
         let text = raw
             .replace("{case}", &crate::report::display_path(&dir))
             .replace("{http}", http)
-            .replace("{http_port}", port);
+            .replace("{http_port}", port)
+            .replace("{scratch}", scratch);
         let origin = Origin::File(path.display().to_string());
         let file: CaseFile = document::from_toml(&text, origin.clone())?;
         let invalid = |message: String| CaseError::Invalid { path: path.display().to_string(), message };
@@ -232,7 +244,12 @@ impl Case {
                 .find(|p| p.exists())
                 .ok_or_else(|| invalid("no `module` given and no plugin.wat or plugin.wasm beside it".to_string()))?,
         };
-        let case = Case { id: found.id.clone(), dir, file, policy, module, uses_http };
+        for name in file.scratch_fifos.iter().chain(&file.scratch_sockets) {
+            if name.contains('/') || name.starts_with('.') {
+                return Err(invalid(format!("scratch entry `{name}` must be a plain file name")));
+            }
+        }
+        let case = Case { id: found.id.clone(), dir, file, policy, module, uses_http, uses_scratch };
         if let Some(missing) = case.modules().into_iter().find(|m| !m.is_file()) {
             return Err(invalid(format!("module {} does not exist", missing.display())));
         }

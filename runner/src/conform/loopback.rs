@@ -4,13 +4,25 @@
 //! - `/ok`: 200, `hello from loopback`;
 //! - `/redirect`: 302 to `/secret` on the same server (a redirect the sandbox must not follow);
 //! - `/secret`: 200, `secret` (reached only if a redirect was followed);
+//! - `/echo-host`: 200, the `Host` header it received;
+//! and misbehaves on purpose, to show that the sandbox bounds what a server does to a call:
+//! - `/hang`: reads the request and never answers;
+//! - `/trickle`: promises 100,000 bytes and sends one every 50 ms;
+//! - `/close-early`: promises 1,000 bytes, sends 10 and closes;
+//! - `/chunked-forever`: a chunked body that never ends;
 //! - anything else: 404.
+//!
+//! Each connection is served on a thread of its own, which ends when the server is dropped or
+//! after [`MAX_CONNECTION_TIME`], whichever is first.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The longest a misbehaving answer goes on.
+const MAX_CONNECTION_TIME: Duration = Duration::from_secs(30);
 
 pub struct Loopback {
     port: u16,
@@ -33,9 +45,8 @@ impl Loopback {
                         break;
                     }
                     if let Ok(stream) = stream {
-                        if answer(stream, port).is_ok() {
-                            requests.fetch_add(1, Ordering::SeqCst);
-                        }
+                        let (requests, stop) = (requests.clone(), stop.clone());
+                        std::thread::spawn(move || answer(stream, port, &requests, &stop));
                     }
                 }
             })?
@@ -48,7 +59,7 @@ impl Loopback {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Requests answered so far.
+    /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
     }
@@ -65,27 +76,69 @@ impl Drop for Loopback {
     }
 }
 
-fn answer(stream: TcpStream, port: u16) -> std::io::Result<()> {
+fn answer(stream: TcpStream, port: u16, requests: &AtomicU64, stop: &AtomicBool) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line)? == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
+    let mut host = String::new();
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" {
             break;
         }
+        if let Some((name, value)) = header.split_once(':')
+            && name.trim().eq_ignore_ascii_case("host")
+        {
+            host = value.trim().to_string();
+        }
     }
+    // Counted once the request is read, before it is answered: the plugin may have its
+    // response (and the case its count) before this thread gets to run again.
+    requests.fetch_add(1, Ordering::SeqCst);
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, extra, body) = match path {
-        "/ok" => ("200 OK", String::new(), "hello from loopback"),
-        "/redirect" => ("302 Found", format!("Location: http://127.0.0.1:{port}/secret\r\n"), "redirect not followed"),
-        "/secret" => ("200 OK", String::new(), "secret"),
-        _ => ("404 Not Found", String::new(), "not found"),
-    };
     let mut stream = stream;
+    let started = Instant::now();
+    let going = || !stop.load(Ordering::SeqCst) && started.elapsed() < MAX_CONNECTION_TIME;
+    match path {
+        "/hang" => {
+            while going() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        "/trickle" => {
+            write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n")?;
+            while going() {
+                stream.write_all(b"x")?;
+                stream.flush()?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return Ok(());
+        }
+        "/close-early" => {
+            write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n0123456789")?;
+            return stream.flush();
+        }
+        "/chunked-forever" => {
+            write!(stream, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")?;
+            let chunk = format!("400\r\n{}\r\n", "y".repeat(0x400));
+            while going() {
+                stream.write_all(chunk.as_bytes())?;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let (status, extra, body) = match path {
+        "/ok" => ("200 OK", String::new(), "hello from loopback".to_string()),
+        "/redirect" => ("302 Found", format!("Location: http://127.0.0.1:{port}/secret\r\n"), "redirect not followed".to_string()),
+        "/secret" => ("200 OK", String::new(), "secret".to_string()),
+        "/echo-host" => ("200 OK", String::new(), host),
+        _ => ("404 Not Found", String::new(), "not found".to_string()),
+    };
     write!(stream, "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
     stream.flush()
 }

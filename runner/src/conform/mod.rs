@@ -24,6 +24,8 @@ pub const CONFORMANCE_SCHEMA: &str = "stockade.conformance/1";
 pub const XFAIL_FILE: &str = "xfail.toml";
 /// What `{http}` stands for while cases are only read, before any server is started.
 const PLAN_HTTP: &str = "127.0.0.1:9";
+/// What `{scratch}` stands for while planning.
+const PLAN_SCRATCH: &str = "/nonexistent-scratch";
 
 /// Everything one run (or a merge of shards) found.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -295,7 +297,7 @@ pub fn plan(options: &RunOptions) -> Result<Vec<CaseDir>, CaseError> {
         }
     }
     for found in &cases {
-        Case::read(found, options.policy, PLAN_HTTP)?;
+        Case::read(found, options.policy, PLAN_HTTP, PLAN_SCRATCH)?;
     }
     if let Some(p) = options.partition {
         cases = cases.into_iter().enumerate().filter(|(i, _)| i % p.count == p.index - 1).map(|(_, c)| c).collect();
@@ -405,19 +407,44 @@ fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// A fresh scratch directory for a case, with the FIFOs and sockets it asks for.
+fn make_scratch(case: &Case) -> Result<tempfile::TempDir, CaseError> {
+    let error = |path: &std::path::Path, source| CaseError::Read { path: path.display().to_string(), source };
+    let dir = tempfile::Builder::new().prefix("stockade-scratch-").tempdir().map_err(|e| error(std::path::Path::new("scratch"), e))?;
+    for name in &case.file.scratch_fifos {
+        let path = dir.path().join(name);
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| error(&path, std::io::ErrorKind::InvalidInput.into()))?;
+        // SAFETY: a NUL-terminated path and a mode; mkfifo touches nothing else.
+        if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
+            return Err(error(&path, std::io::Error::last_os_error()));
+        }
+    }
+    for name in &case.file.scratch_sockets {
+        let path = dir.path().join(name);
+        // Bound and then dropped: the socket file stays, with nobody listening.
+        std::os::unix::net::UnixListener::bind(&path).map_err(|e| error(&path, e))?;
+    }
+    Ok(dir)
+}
+
 /// Runs one case. A case that cannot be read is a tool error; anything the plugin does is a
 /// result.
 fn run_case(found: &CaseDir, options: &RunOptions) -> Result<CaseResult, CaseError> {
     let started = Instant::now();
-    let probe = Case::read(found, options.policy, PLAN_HTTP)?;
+    let probe = Case::read(found, options.policy, PLAN_HTTP, PLAN_SCRATCH)?;
     let server = if probe.uses_http {
         Some(loopback::Loopback::start().map_err(|source| CaseError::Read { path: "127.0.0.1".into(), source })?)
     } else {
         None
     };
-    let case = match &server {
-        Some(server) => Case::read(found, options.policy, &server.authority())?,
-        None => probe,
+    let scratch = if probe.uses_scratch { Some(make_scratch(&probe)?) } else { None };
+    let case = if server.is_some() || scratch.is_some() {
+        let http = server.as_ref().map_or(PLAN_HTTP.to_string(), |s| s.authority());
+        let scratch_path = scratch.as_ref().map_or(PLAN_SCRATCH.to_string(), |d| d.path().display().to_string());
+        Case::read(found, options.policy, &http, &scratch_path)?
+    } else {
+        probe
     };
     let mut problems = Vec::new();
     let mut steps = Vec::new();
