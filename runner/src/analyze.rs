@@ -46,6 +46,9 @@ pub struct Import {
     pub class: ImportClass,
     /// The ABI the catalog row belongs to, when it matched one.
     pub abi: Option<Abi>,
+    /// A function import's type (parameters, results).
+    #[serde(skip)]
+    pub signature: Option<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>,
 }
 
 impl Import {
@@ -131,7 +134,10 @@ pub struct Analysis {
     pub data_segments: u64,
     pub data_bytes: u64,
     pub start: Option<Start>,
+    /// The first [`LISTED_CUSTOM_SECTIONS`] custom sections; the counts below cover them all.
     pub custom_sections: Vec<CustomSection>,
+    pub custom_section_count: u64,
+    pub custom_section_bytes: u64,
     /// Core modules nested in a component.
     pub nested_modules: u64,
     /// The payload of the `stockade.manifest` custom section(s), with their data offsets.
@@ -239,7 +245,12 @@ fn pass(bytes: &[u8], features: WasmFeatures) -> Result<Analysis, PassError> {
 struct Collector {
     analysis: Option<Analysis>,
     depth: usize,
+    /// The top-level module's types, by index, where they are function types.
+    func_types: Vec<Option<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>>,
 }
+
+/// How many custom sections an analysis lists by name.
+pub const LISTED_CUSTOM_SECTIONS: usize = 1000;
 
 impl Collector {
     fn record(&mut self, payload: &Payload<'_>) -> Result<(), BinaryReaderError> {
@@ -264,9 +275,11 @@ impl Collector {
                     if !top_level_module {
                         continue;
                     }
+                    let mut signature = None;
                     let kind = match import.ty {
-                        TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                        TypeRef::Func(index) | TypeRef::FuncExact(index) => {
                             a.imported_functions += 1;
+                            signature = self.func_types.get(index as usize).cloned().flatten();
                             ItemKind::Func
                         }
                         TypeRef::Table(t) => {
@@ -293,6 +306,7 @@ impl Collector {
                         offset,
                         class,
                         abi,
+                        signature,
                     });
                 }
             }
@@ -307,6 +321,7 @@ impl Collector {
                         kind: ItemKind::ComponentItem,
                         offset,
                         class,
+                        signature: None,
                         abi,
                     });
                 }
@@ -372,13 +387,30 @@ impl Collector {
                 a.start = Some(Start { function: *func, offset: range.start });
             }
             Payload::CustomSection(section) => {
-                a.custom_sections.push(CustomSection {
-                    name: section.name().to_string(),
-                    offset: section.range().start,
-                    size: section.data().len(),
-                });
-                if depth == 0 && section.name() == MANIFEST_SECTION {
+                // Counted, but listed only up to a bound: a module of millions of empty custom
+                // sections must not cost the loader memory per section.
+                a.custom_section_count += 1;
+                a.custom_section_bytes = a.custom_section_bytes.saturating_add(section.data().len() as u64);
+                if a.custom_sections.len() < LISTED_CUSTOM_SECTIONS {
+                    a.custom_sections.push(CustomSection {
+                        name: section.name().to_string(),
+                        offset: section.range().start,
+                        size: section.data().len(),
+                    });
+                }
+                // Two are enough to tell "more than one" (which vet refuses).
+                if depth == 0 && section.name() == MANIFEST_SECTION && a.embedded_manifests.len() < 2 {
                     a.embedded_manifests.push((section.data_offset(), section.data().to_vec()));
+                }
+            }
+            Payload::TypeSection(reader) if top_level_module => {
+                for group in reader.clone() {
+                    for sub in group?.into_types() {
+                        self.func_types.push(match &sub.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => Some((f.params().to_vec(), f.results().to_vec())),
+                            _ => None,
+                        });
+                    }
                 }
             }
             Payload::ModuleSection { .. } => {
@@ -420,6 +452,8 @@ impl Analysis {
             data_bytes: 0,
             start: None,
             custom_sections: Vec::new(),
+            custom_section_count: 0,
+            custom_section_bytes: 0,
             nested_modules: 0,
             embedded_manifests: Vec::new(),
         }

@@ -337,15 +337,29 @@ pub struct Row {
     pub module: &'static str,
     pub names: Names,
     pub maps: Maps,
+    /// The function type the host defines for this import, where the catalog states it (the
+    /// Extism kernel): an import of another type would not link, so `vet` refuses it.
+    pub signature: Option<Signature>,
 }
+
+/// A function type: parameters, results.
+pub type Signature = (&'static [wasmparser::ValType], &'static [wasmparser::ValType]);
 
 pub const EXTISM_ENV: &str = "extism:host/env";
 pub const EXTISM_USER: &str = "extism:host/user";
 pub const WASI_P1: &str = "wasi_snapshot_preview1";
 
 const fn row(abi: Abi, module: &'static str, names: Names, maps: Maps) -> Row {
-    Row { abi, module, names, maps }
+    Row { abi, module, names, maps, signature: None }
 }
+
+/// An Extism function: its exact name, what it maps to, and its type.
+const fn extism(name: &'static str, maps: Maps, params: &'static [wasmparser::ValType], results: &'static [wasmparser::ValType]) -> Row {
+    Row { abi: Abi::Extism, module: EXTISM_ENV, names: Names::Exact(name), maps, signature: Some((params, results)) }
+}
+
+const I32: wasmparser::ValType = wasmparser::ValType::I32;
+const I64: wasmparser::ValType = wasmparser::ValType::I64;
 
 use Abi::{Component as C, Extism as X, WasiPreview1 as W};
 use Maps::{Core as Kernel, To};
@@ -354,34 +368,39 @@ use Names::{Any, Exact as E, Prefix as P};
 /// The capability catalog.
 pub const CATALOG: &[Row] = &[
     // The Extism kernel: memory management and the plugin's own input/output/error.
-    row(X, EXTISM_ENV, E("alloc"), Kernel),
-    row(X, EXTISM_ENV, E("free"), Kernel),
-    row(X, EXTISM_ENV, E("length"), Kernel),
-    row(X, EXTISM_ENV, E("length_unsafe"), Kernel),
-    row(X, EXTISM_ENV, E("load_u8"), Kernel),
-    row(X, EXTISM_ENV, E("load_u64"), Kernel),
-    row(X, EXTISM_ENV, E("store_u8"), Kernel),
-    row(X, EXTISM_ENV, E("store_u64"), Kernel),
-    row(X, EXTISM_ENV, E("input_load_u8"), Kernel),
-    row(X, EXTISM_ENV, E("input_load_u64"), Kernel),
-    row(X, EXTISM_ENV, E("input_length"), Kernel),
-    row(X, EXTISM_ENV, E("input_offset"), Kernel),
-    row(X, EXTISM_ENV, E("output_set"), Kernel),
-    row(X, EXTISM_ENV, E("output_length"), Kernel),
-    row(X, EXTISM_ENV, E("output_offset"), Kernel),
-    row(X, EXTISM_ENV, E("error_set"), Kernel),
-    row(X, EXTISM_ENV, E("error_get"), Kernel),
-    row(X, EXTISM_ENV, E("reset"), Kernel),
-    row(X, EXTISM_ENV, E("memory_bytes"), Kernel),
-    // Extism host functions, each behind its capability.
-    row(X, EXTISM_ENV, P("log_"), To(Family::Log)),
-    row(X, EXTISM_ENV, E("get_log_level"), To(Family::Log)),
-    row(X, EXTISM_ENV, E("config_get"), To(Family::Config)),
-    row(X, EXTISM_ENV, E("var_get"), To(Family::Vars)),
-    row(X, EXTISM_ENV, E("var_set"), To(Family::Vars)),
-    row(X, EXTISM_ENV, E("http_request"), To(Family::Http)),
-    row(X, EXTISM_ENV, E("http_status_code"), To(Family::Http)),
-    row(X, EXTISM_ENV, E("http_headers"), To(Family::Http)),
+    extism("alloc", Kernel, &[I64], &[I64]),
+    extism("free", Kernel, &[I64], &[]),
+    extism("length", Kernel, &[I64], &[I64]),
+    extism("length_unsafe", Kernel, &[I64], &[I64]),
+    extism("load_u8", Kernel, &[I64], &[I32]),
+    extism("load_u64", Kernel, &[I64], &[I64]),
+    extism("store_u8", Kernel, &[I64, I32], &[]),
+    extism("store_u64", Kernel, &[I64, I64], &[]),
+    extism("input_load_u8", Kernel, &[I64], &[I32]),
+    extism("input_load_u64", Kernel, &[I64], &[I64]),
+    extism("input_length", Kernel, &[], &[I64]),
+    extism("input_offset", Kernel, &[], &[I64]),
+    extism("output_set", Kernel, &[I64, I64], &[]),
+    extism("output_length", Kernel, &[], &[I64]),
+    extism("output_offset", Kernel, &[], &[I64]),
+    extism("error_set", Kernel, &[I64], &[]),
+    extism("error_get", Kernel, &[], &[I64]),
+    extism("reset", Kernel, &[], &[]),
+    extism("memory_bytes", Kernel, &[], &[I64]),
+    // Behind capabilities. Exact names only: a prefix would admit names the host does not
+    // define (`log_fatal`), which `vet` would pass and the linker could not serve.
+    extism("log_trace", To(Family::Log), &[I64], &[]),
+    extism("log_debug", To(Family::Log), &[I64], &[]),
+    extism("log_info", To(Family::Log), &[I64], &[]),
+    extism("log_warn", To(Family::Log), &[I64], &[]),
+    extism("log_error", To(Family::Log), &[I64], &[]),
+    extism("get_log_level", To(Family::Log), &[], &[I32]),
+    extism("config_get", To(Family::Config), &[I64], &[I64]),
+    extism("var_get", To(Family::Vars), &[I64], &[I64]),
+    extism("var_set", To(Family::Vars), &[I64, I64], &[]),
+    extism("http_request", To(Family::Http), &[I64, I64], &[I64]),
+    extism("http_status_code", To(Family::Http), &[], &[I32]),
+    extism("http_headers", To(Family::Http), &[], &[I64]),
     row(X, EXTISM_USER, Any, Maps::HostFunction),
     // WASI preview 1. The descriptor calls wasi-libc makes at start-up for stdio and preopen
     // discovery are `stdio`; every other fd_* works on files and is `fs`.
@@ -433,6 +452,15 @@ pub fn classify_core_import(module: &str, name: &str) -> (ImportClass, Option<Ab
         .filter(|row| row.abi != Abi::Component)
         .find(|row| row.module == module && row.names.matches(name))
         .map_or((ImportClass::Unknown, None), |row| (apply(row, name), Some(row.abi)))
+}
+
+/// The function type the host defines for a core import, where the catalog states one.
+pub fn core_import_signature(module: &str, name: &str) -> Option<Signature> {
+    CATALOG
+        .iter()
+        .filter(|row| row.abi != Abi::Component)
+        .find(|row| row.module == module && row.names.matches(name))
+        .and_then(|row| row.signature)
 }
 
 /// Classifies a top-level import of a component, named like `wasi:cli/stdout@0.2.0`.

@@ -119,7 +119,7 @@ codes! {
          plugin without that feature, or, if the host can support it, enable the feature in the \
          policy. The engine is configured from the same table, so overriding this severity \
          would not make the plugin run.";
-    UnknownImport = "unknown-import", Static, Error, overridable: true,
+    UnknownImport = "unknown-import", Static, Error, overridable: false,
         "an import that maps to no capability in the catalog",
         "Every import must map to a capability in Stockade's catalog (the Extism kernel and \
          host functions, WASI preview 1, the component model's wasi:* interfaces, host \
@@ -133,7 +133,7 @@ codes! {
          `capabilities`. A manifest is the plugin's promise of what it will do; using more \
          than it declares is either a mistake or a lie. Add the capability to the manifest \
          (and check the policy grants it), or remove the import.";
-    CapabilityDenied = "capability-denied", Static, Error, overridable: true,
+    CapabilityDenied = "capability-denied", Static, Error, overridable: false,
         "the plugin needs or declares a capability the policy does not grant",
         "The plugin declares (or, without a manifest, imports) a capability that the policy \
          does not grant. The plugin will not be linked against it. Either the plugin must do \
@@ -179,6 +179,23 @@ codes! {
         "The data segments add up to more than `limits.data-size` bytes. Data segments are \
          copied into memory at every instantiation; very large ones are a memory and time \
          bomb.";
+    ImportTypeMismatch = "import-type-mismatch", Static, Error, overridable: false,
+        "a host function is imported with a type the host does not define it with",
+        "The import names a function the host provides (an Extism kernel function, say), but \
+         with other parameter or result types than the host's. Such an import cannot be \
+         linked, so the plugin could never be instantiated. Rebuild the plugin against the \
+         official PDK, or fix the hand-written import's type.";
+    TooManyCustomSections = "too-many-custom-sections", Static, Error, overridable: true,
+        "the module has more custom sections than the policy's `custom-sections` limit",
+        "Custom sections carry names, debug information and tool metadata; the engine ignores \
+         them, but every tool that reads the module pays for each one. A module of millions of \
+         tiny custom sections is a resource attack on loaders. Strip the module (for example \
+         `wasm-tools strip`), or raise `limits.custom-sections`.";
+    CustomSectionsTooLarge = "custom-sections-too-large", Static, Error, overridable: true,
+        "the module's custom sections add up to more than the policy's `custom-section-size`",
+        "The custom sections (names, debug information, producers, embedded manifests) add up \
+         to more bytes than `limits.custom-section-size` allows. Strip debug information from \
+         release builds, or raise the limit.";
     StartFunction = "start-function", Static, Warning, overridable: true,
         "the module has a start function, which runs during instantiation",
         "A start function runs as soon as the module is instantiated, before the host calls \

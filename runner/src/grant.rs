@@ -3,6 +3,7 @@
 //! type, so that what `vet` passes is what the sandbox links.
 
 use crate::capability::{self, Capability, FsMode, ImportClass, Need};
+use crate::code::{Code, Severity};
 use crate::manifest::Manifest;
 use crate::policy::{FsGrant, Policy};
 
@@ -18,10 +19,20 @@ impl<'a> PluginGrants<'a> {
         PluginGrants { policy, declared: manifest.map(|m| &m.capabilities[..]) }
     }
 
+    /// Whether the plugin may use `need`. With a manifest: a declared capability that covers
+    /// it and that the policy grants; an undeclared need only when the policy grants it *and*
+    /// does not treat `undeclared-capability` as an error (as `permissive-dev` does, for
+    /// authors). `vet` refuses exactly the needs this refuses, so what it passes links.
     pub fn allows(&self, need: &Need) -> bool {
         match self.declared {
-            Some(declared) => declared.iter().any(|c| c.covers(need) && self.policy.grants(c)),
             None => self.policy.grants_need(need),
+            Some(declared) if declared.iter().any(|c| c.covers(need)) => {
+                declared.iter().any(|c| c.covers(need) && self.policy.grants(c))
+            }
+            Some(_) => {
+                self.policy.grants_need(need)
+                    && self.policy.severity_of(Code::UndeclaredCapability) != Some(Severity::Error)
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::analyze::{self, Analysis, Import, Rejection};
-use crate::capability::{Family, ImportClass, Need};
+use crate::capability::{self, Family, ImportClass, Need};
 use crate::code::{Code, Severity};
 use crate::document::{DocumentError, Origin};
 use crate::manifest::{MANIFEST_SECTION, Manifest};
@@ -375,6 +375,12 @@ fn check_signatures(file: &PluginFile, policy: &Policy, findings: &mut Findings<
     }
 }
 
+/// A function type as wasm text writes it: `(param i64 i32) (result i64)`.
+fn signature_text(params: &[wasmparser::ValType], results: &[wasmparser::ValType]) -> String {
+    let list = |types: &[wasmparser::ValType]| types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
+    format!("(param {}) (result {})", list(params), list(results))
+}
+
 /// Declared vs granted vs used, for every capability.
 fn check_capabilities(
     analysis: &Analysis,
@@ -385,6 +391,19 @@ fn check_capabilities(
     // Each need with the imports that need it, in the order the module imports them.
     let mut needs: Vec<(Need, Vec<&Import>)> = Vec::new();
     for import in &analysis.imports {
+        if let (Some(want), Some(have)) = (capability::core_import_signature(&import.module, &import.name), &import.signature)
+            && (want.0, want.1) != (&have.0[..], &have.1[..])
+        {
+            let message = format!(
+                "import `{}` has type {}, but the host defines it as {}",
+                import.display_name(),
+                signature_text(&have.0, &have.1),
+                signature_text(want.0, want.1)
+            );
+            if let Some(f) = findings.add(Code::ImportTypeMismatch, message) {
+                f.about_import(import);
+            }
+        }
         match &import.class {
             ImportClass::Core => {}
             ImportClass::Unknown => {
@@ -584,6 +603,20 @@ fn check_sizes(analysis: &Analysis, policy: &Policy, findings: &mut Findings<'_>
             analysis.data_segments, analysis.data_bytes, limits.data_size
         );
         findings.add(Code::DataTooLarge, message);
+    }
+    if analysis.custom_section_count > u64::from(limits.custom_sections) {
+        let message = format!(
+            "the module has {} custom sections; policy `{name}` allows at most {}",
+            analysis.custom_section_count, limits.custom_sections
+        );
+        findings.add(Code::TooManyCustomSections, message);
+    }
+    if analysis.custom_section_bytes > limits.custom_section_size.get() {
+        let message = format!(
+            "the module's custom sections hold {} bytes; policy `{name}` allows at most {}",
+            analysis.custom_section_bytes, limits.custom_section_size
+        );
+        findings.add(Code::CustomSectionsTooLarge, message);
     }
     if let Some(start) = &analysis.start {
         let message = format!("the module has a start function (function {}), which runs at instantiation", start.function);

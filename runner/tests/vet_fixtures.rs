@@ -73,6 +73,12 @@ const CASES: &[Case] = &[
     case("component", Shipped("registry-strict"), &[FeatureDenied, CapabilityDenied, CapabilityDenied, SignatureMissing], Fail),
     case("signature-required", Shipped("registry-strict"), &[SignatureMissing], Fail),
     case("signature-unverifiable", Shipped("registry-strict"), &[SignatureInvalid], Fail),
+    case("import-type-mismatch", Default, &[ImportTypeMismatch], Fail),
+    case("import-type-mismatch", Shipped("permissive-dev"), &[ImportTypeMismatch], Fail),
+    case("extism-unknown-name", Default, &[UnknownImport], Fail),
+    case("too-many-custom-sections", Own, &[TooManyCustomSections], Fail),
+    case("too-many-custom-sections", Default, &[], Pass),
+    case("custom-sections-too-large", Own, &[CustomSectionsTooLarge], Fail),
 ];
 
 /// Static codes no fixture can produce yet, and why. Keep this list short and honest.

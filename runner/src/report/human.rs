@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
+use super::escape::line as esc;
 use crate::code::Severity;
 use crate::vet::{Finding, Verdict, Vetting};
 
@@ -27,7 +28,7 @@ pub fn paint(style: Style, text: impl std::fmt::Display, color: bool) -> String 
 /// Renders one vetting: its findings, then the verdict line.
 pub fn vetting(v: &Vetting, color: bool) -> String {
     let mut out = String::new();
-    let path = super::display_path(&v.path);
+    let path = esc(&super::display_path(&v.path)).into_owned();
     for finding in &v.findings {
         out.push_str(&self::finding(finding, &path, color));
     }
@@ -54,7 +55,7 @@ fn counts(v: &Vetting) -> String {
 pub fn finding(f: &Finding, module_path: &str, color: bool) -> String {
     let mut out = String::new();
     let head = paint(severity_style(f.severity), format!("{}[{}]", f.severity, f.code), color);
-    let _ = writeln!(out, "{head}: {}", paint(BOLD, &f.message, color));
+    let _ = writeln!(out, "{head}: {}", paint(BOLD, esc(&f.message), color));
     let arrow = paint(DIM, "-->", color);
     match (&f.location, f.offset) {
         (Some(loc), _) => {
@@ -63,7 +64,7 @@ pub fn finding(f: &Finding, module_path: &str, color: bool) -> String {
                 (Some(line), None) => format!(":{line}"),
                 _ => String::new(),
             };
-            let _ = writeln!(out, "  {arrow} {}{position}", loc.path);
+            let _ = writeln!(out, "  {arrow} {}{position}", esc(&loc.path));
         }
         (None, Some(offset)) => {
             let _ = writeln!(out, "  {arrow} {module_path} (offset {offset:#x})");
@@ -73,7 +74,7 @@ pub fn finding(f: &Finding, module_path: &str, color: bool) -> String {
         }
     }
     if let Some(help) = &f.help {
-        let _ = writeln!(out, "   {} {help}", paint(DIM, "= help:", color));
+        let _ = writeln!(out, "   {} {}", paint(DIM, "= help:", color), esc(help));
     }
     out.push('\n');
     out

@@ -12,6 +12,7 @@ use crate::policy::Policy;
 use crate::units::Bytes;
 use crate::vet::{Finding, ManifestStatus, Verdict, Vetting};
 
+use super::escape::line as esc;
 use super::human::paint;
 
 pub const INSPECT_SCHEMA: &str = "stockade.inspect/1";
@@ -22,10 +23,7 @@ fn class_and_grant(class: &ImportClass, policy: &Policy, manifest: Option<&Manif
         ImportClass::Core => ("(core ABI)".to_string(), "always"),
         ImportClass::Unknown => ("unknown".to_string(), "no"),
         ImportClass::Needs(need) => {
-            let granted = match manifest {
-                Some(m) => m.capabilities.iter().filter(|c| c.covers(need)).any(|c| policy.grants(c)),
-                None => policy.grants_need(need),
-            };
+            let granted = crate::grant::PluginGrants::new(policy, manifest).allows(need);
             (need.to_string(), if granted { "yes" } else { "no" })
         }
     }
@@ -51,24 +49,24 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
         let _ = writeln!(out, "\n{}", paint(bold, title, color));
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{}", paint(bold, super::display_path(&v.path), color));
+    let _ = writeln!(out, "{}", paint(bold, esc(&super::display_path(&v.path)), color));
     let _ = writeln!(out, "  size      {} bytes", v.size);
     let _ = writeln!(out, "  sha256    {}", v.sha256);
-    let _ = writeln!(out, "  manifest  {}", manifest_source(&v.manifest));
+    let _ = writeln!(out, "  manifest  {}", esc(&manifest_source(&v.manifest)));
     let _ = writeln!(out, "  policy    {}", policy.name());
     let manifest = v.manifest.manifest();
     if let Some(m) = manifest {
         let host = m.host.as_ref().map_or("any".to_string(), |h| h.to_string());
-        let _ = writeln!(out, "  plugin    {} {} (host API {host})", m.name, m.version);
+        let _ = writeln!(out, "  plugin    {} {} (host API {host})", esc(&m.name), m.version);
         if let Some(d) = &m.description {
-            let _ = writeln!(out, "            {d}");
+            let _ = writeln!(out, "            {}", esc(d));
         }
     }
 
     let Some(a) = &v.analysis else {
         heading(&mut out, "Not analysed");
         for f in &v.findings {
-            let _ = writeln!(out, "  {}[{}]: {}", f.severity, f.code, f.message);
+            let _ = writeln!(out, "  {}[{}]: {}", f.severity, f.code, esc(&f.message));
         }
         return out;
     };
@@ -83,14 +81,14 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
     if a.imports.is_empty() {
         let _ = writeln!(out, "  (none)");
     } else {
-        let width = a.imports.iter().map(|i| i.display_name().len()).max().unwrap_or(0).max(6);
+        let width = a.imports.iter().map(|i| esc(&i.display_name()).chars().count()).max().unwrap_or(0).clamp(6, 64);
         let _ = writeln!(out, "  {:<width$}  {:<10}  {:<22}  granted", "import", "offset", "capability");
         for import in &a.imports {
             let (capability, granted) = class_and_grant(&import.class, policy, manifest);
             let _ = writeln!(
                 out,
                 "  {:<width$}  {:<10}  {:<22}  {granted}",
-                import.display_name(),
+                esc(&import.display_name()),
                 format!("{:#x}", import.offset),
                 capability
             );
@@ -102,7 +100,7 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
         let _ = writeln!(out, "  (none)");
     }
     for export in &a.exports {
-        let _ = writeln!(out, "  {:<32}  {:?}", export.name, export.kind);
+        let _ = writeln!(out, "  {:<32}  {:?}", esc(&export.name), export.kind);
     }
 
     heading(&mut out, "Memories and tables");
@@ -158,7 +156,7 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
         let _ = writeln!(out, "  (none)");
     }
     for c in &a.custom_sections {
-        let _ = writeln!(out, "  {:<32}  {} bytes at {:#x}", c.name, c.size, c.offset);
+        let _ = writeln!(out, "  {:<32}  {} bytes at {:#x}", esc(&c.name), c.size, c.offset);
     }
 
     heading(&mut out, "Verdict");

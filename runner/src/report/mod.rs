@@ -1,6 +1,7 @@
 //! Rendering decisions for people (human), programs (JSON) and code scanning (SARIF), all
 //! from the one [`Finding`](crate::vet::Finding) model.
 
+pub mod escape;
 pub mod human;
 pub mod inspect;
 pub mod run;

@@ -11,6 +11,7 @@ use crate::policy::Limits;
 use crate::sandbox::Outcome;
 use crate::vet::Vetting;
 
+use super::escape;
 use super::human::paint;
 
 pub const RUN_SCHEMA: &str = "stockade.run/1";
@@ -60,16 +61,16 @@ pub fn human(outcome: &Outcome, function: &str, limits: &Limits, color: bool) ->
         crate::sandbox::Stage::Call => String::new(),
         stage => format!(" (at {})", stage.as_str()),
     };
-    let error = outcome.error.as_ref().map_or(String::new(), |e| format!(": {e}"));
-    let _ = writeln!(out, "{head}: `{function}`{stage}{error}");
+    let error = outcome.error.as_ref().map_or(String::new(), |e| format!(": {}", escape::line(e)));
+    let _ = writeln!(out, "{head}: `{}`{stage}{error}", escape::line(function));
     if let Some(output) = &outcome.output {
-        out.push_str(&String::from_utf8_lossy(output));
+        out.push_str(&escape::block(&String::from_utf8_lossy(output)));
         if !output.ends_with(b"\n") && !output.is_empty() {
             out.push('\n');
         }
     }
     for (level, line) in outcome.logs.iter() {
-        let _ = writeln!(out, "  [{level}] {line}");
+        let _ = writeln!(out, "  [{level}] {}", escape::line(line));
     }
     let over = |is_over: bool, text: String| {
         if is_over { paint(AnsiColor::Red.on_default().bold(), format!("{text} (over the limit)"), color) } else { text }

@@ -28,48 +28,13 @@ fn as_u64(value: i64) -> u64 {
 /// The Extism log level the host reports: info, so debug and trace lines are not sent.
 const LOG_LEVEL_INFO: i32 = 2;
 
-/// Every function of `extism:host/env` the host defines, with its signature as
-/// (parameters, results): the catalog's Extism rows and the static signature check read this.
-pub const FUNCTIONS: &[(&str, &[wasmparser::ValType], &[wasmparser::ValType])] = {
-    use wasmparser::ValType::{I32, I64};
-    &[
-        ("alloc", &[I64], &[I64]),
-        ("free", &[I64], &[]),
-        ("length", &[I64], &[I64]),
-        ("length_unsafe", &[I64], &[I64]),
-        ("load_u8", &[I64], &[I32]),
-        ("load_u64", &[I64], &[I64]),
-        ("store_u8", &[I64, I32], &[]),
-        ("store_u64", &[I64, I64], &[]),
-        ("reset", &[], &[]),
-        ("memory_bytes", &[], &[I64]),
-        ("input_length", &[], &[I64]),
-        ("input_load_u8", &[I64], &[I32]),
-        ("input_load_u64", &[I64], &[I64]),
-        ("input_offset", &[], &[I64]),
-        ("output_set", &[I64, I64], &[]),
-        ("output_length", &[], &[I64]),
-        ("output_offset", &[], &[I64]),
-        ("error_set", &[I64], &[]),
-        ("error_get", &[], &[I64]),
-        ("config_get", &[I64], &[I64]),
-        ("var_get", &[I64], &[I64]),
-        ("var_set", &[I64, I64], &[]),
-        ("http_request", &[I64, I64], &[I64]),
-        ("http_status_code", &[], &[I32]),
-        ("http_headers", &[], &[I64]),
-        ("get_log_level", &[], &[I32]),
-        ("log_trace", &[I64], &[]),
-        ("log_debug", &[I64], &[]),
-        ("log_info", &[I64], &[]),
-        ("log_warn", &[I64], &[]),
-        ("log_error", &[I64], &[]),
-    ]
-};
-
 macro_rules! define {
     ($linker:ident, $allows:ident, $name:literal, $func:expr) => {
-        debug_assert!(FUNCTIONS.iter().any(|(n, _, _)| *n == $name), "`{}` is missing from FUNCTIONS", $name);
+        debug_assert!(
+            crate::capability::core_import_signature(EXTISM_ENV, $name).is_some(),
+            "`{}` is defined by the host but has no signature in the capability catalog",
+            $name
+        );
         if $allows($name) {
             $linker.func_wrap(EXTISM_ENV, $name, $func)?;
         }
@@ -179,4 +144,58 @@ pub fn add_to_linker<T: KernelHost>(linker: &mut Linker<T>, allows: &dyn Fn(&str
 
 fn log<T: KernelHost>(caller: &mut Caller<'_, T>, level: &'static str, handle: i64) -> Result<()> {
     caller.data_mut().kernel_mut().log(level, as_u64(handle)).map_err(fault)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Host(Kernel);
+    impl KernelHost for Host {
+        fn kernel(&self) -> &Kernel {
+            &self.0
+        }
+        fn kernel_mut(&mut self) -> &mut Kernel {
+            &mut self.0
+        }
+    }
+
+    /// The catalog's signatures are the ones the host really defines, so `vet`'s signature
+    /// check and the linker cannot disagree.
+    #[test]
+    fn every_host_function_has_the_catalog_signature() {
+        use crate::capability::{CATALOG, Names};
+        let engine = wasmtime::Engine::default();
+        let mut linker: Linker<Host> = Linker::new(&engine);
+        add_to_linker(&mut linker, &|_| true).unwrap();
+        let convert = |t: &wasmtime::ValType| match t {
+            wasmtime::ValType::I32 => wasmparser::ValType::I32,
+            wasmtime::ValType::I64 => wasmparser::ValType::I64,
+            other => panic!("unexpected {other}"),
+        };
+        let mut store = wasmtime::Store::new(&engine, unreachable_host());
+        let items: Vec<_> = linker.iter(&mut store).map(|(m, n, e)| (m.to_string(), n.to_string(), e)).collect();
+        let mut defined = 0;
+        for (module, name, item) in &items {
+            let ty = item.ty(&store).unwrap_func().clone();
+            let params: Vec<_> = ty.params().map(|t| convert(&t)).collect();
+            let results: Vec<_> = ty.results().map(|t| convert(&t)).collect();
+            let (want_params, want_results) = crate::capability::core_import_signature(module, name).expect(name);
+            assert_eq!((params.as_slice(), results.as_slice()), (want_params, want_results), "{name}");
+            defined += 1;
+        }
+        let catalogued = CATALOG.iter().filter(|r| r.module == EXTISM_ENV && matches!(r.names, Names::Exact(_))).count();
+        assert_eq!(defined, catalogued, "every catalogued Extism function is defined, and no other");
+    }
+
+    fn unreachable_host() -> Host {
+        let setup = super::super::KernelSetup {
+            config: Default::default(),
+            vars: std::sync::Arc::new(super::super::Vars::new(0)),
+            http_allowlist: Default::default(),
+            http_private: false,
+            output_cap: 0,
+        };
+        Host(Kernel::new(&setup, crate::budget::MemoryBudget::standalone(0), std::time::Instant::now()))
+    }
 }

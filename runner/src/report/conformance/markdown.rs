@@ -4,9 +4,9 @@ use std::fmt::Write;
 
 use crate::conform::{Conformance, Verdict};
 
-/// Pipes and line breaks would break a table cell.
+/// Pipes and line breaks would break a table cell; control characters are escaped.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    crate::report::escape::line(text).replace('|', "\\|")
 }
 
 pub fn render(c: &Conformance) -> String {
@@ -40,7 +40,7 @@ pub fn render(c: &Conformance) -> String {
                 let _ = writeln!(out, "Expected failure: {reason}\n");
             }
             for problem in &case.problems {
-                let _ = writeln!(out, "- {problem}");
+                let _ = writeln!(out, "- {}", crate::report::escape::line(problem));
             }
             out.push('\n');
         }

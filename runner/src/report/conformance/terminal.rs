@@ -32,7 +32,7 @@ pub fn summary(c: &Conformance, color: bool) -> String {
             let _ = writeln!(out, "  expected failure: {reason}");
         }
         for problem in &case.problems {
-            let _ = writeln!(out, "  - {problem}");
+            let _ = writeln!(out, "  - {}", crate::report::escape::line(problem));
         }
     }
     let scope = c.partition.as_ref().map_or(String::new(), |p| format!(", partition {p}"));
