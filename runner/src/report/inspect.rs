@@ -158,6 +158,10 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
     for c in &a.custom_sections {
         let _ = writeln!(out, "  {:<32}  {} bytes at {:#x}", esc(&c.name), c.size, c.offset);
     }
+    let unlisted = a.custom_section_count.saturating_sub(a.custom_sections.len() as u64);
+    if unlisted > 0 {
+        let _ = writeln!(out, "  … and {unlisted} more ({} custom sections, {} bytes in all)", a.custom_section_count, a.custom_section_bytes);
+    }
 
     heading(&mut out, "Verdict");
     let verdict = match v.verdict() {

@@ -1,0 +1,10 @@
+(module
+  (import "extism:host/env" "log_info" (func $log (param i64)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store (param i64 i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32) (local $h i64)
+    (local.set $h (call $alloc (i64.const 1)))
+    (call $store (local.get $h) (i32.const 104))
+    (call $log (local.get $h))
+    (i32.const 0)))
