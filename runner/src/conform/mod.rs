@@ -3,7 +3,7 @@
 //! rendered from (and that shards of a partitioned run merge into).
 
 pub mod case;
-mod loopback;
+pub mod loopback;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
