@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use anstyle::AnsiColor;
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::code::Code;
@@ -17,22 +18,54 @@ use super::human::paint;
 pub const RUN_SCHEMA: &str = "stockade.run/1";
 
 /// `stockade.run/1`. Output is text when it is UTF-8, else `output_base64`.
-pub fn json(outcome: &Outcome) -> Value {
-    let mut document = json!({ "schema": RUN_SCHEMA, "outcome": outcome.code.as_str(), "stage": outcome.stage });
-    if let Some(output) = &outcome.output {
-        match std::str::from_utf8(output) {
-            Ok(text) => document["output"] = json!(text),
-            Err(_) => document["output_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(output)),
+///
+/// Serialised straight from the outcome, not through a `serde_json::Value`: a value tree
+/// costs hundreds of bytes per log line, where this costs the line's own bytes.
+pub fn json(outcome: &Outcome) -> String {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        logs: Option<LogLines<'a>>,
+        outcome: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output_base64: Option<String>,
+        schema: &'static str,
+        stage: crate::sandbox::Stage,
+        stats: &'a crate::sandbox::Stats,
+    }
+    struct LogLines<'a>(&'a crate::log::Logs);
+    impl Serialize for LogLines<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct Line<'a> {
+                level: &'a str,
+                message: &'a str,
+            }
+            serializer.collect_seq(self.0.iter().map(|(level, message)| Line { level, message }))
         }
     }
-    if let Some(error) = &outcome.error {
-        document["error"] = json!(error);
-    }
-    if !outcome.logs.is_empty() {
-        document["logs"] = json!(outcome.logs.iter().map(|(level, line)| json!({"level": level, "message": line})).collect::<Vec<_>>());
-    }
-    document["stats"] = serde_json::to_value(&outcome.stats).expect("stats serialise");
-    document
+    let text = outcome.output.as_deref().map(std::str::from_utf8);
+    let document = Document {
+        error: outcome.error.as_deref(),
+        logs: (!outcome.logs.is_empty()).then_some(LogLines(&outcome.logs)),
+        outcome: outcome.code.as_str(),
+        output: match text {
+            Some(Ok(text)) => Some(text),
+            _ => None,
+        },
+        output_base64: match (text, &outcome.output) {
+            (Some(Err(_)), Some(bytes)) => Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            _ => None,
+        },
+        schema: RUN_SCHEMA,
+        stage: outcome.stage,
+        stats: &outcome.stats,
+    };
+    serde_json::to_string(&document).expect("the run document serialises")
 }
 
 /// The document for a plugin that failed vetting and was not run.
