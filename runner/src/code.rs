@@ -165,6 +165,24 @@ codes! {
          `limits.locals` locals. Huge bodies, deep nesting and masses of locals are the usual \
          shapes of a compiler bomb: a module that keeps the compiler busy or hungry. The \
          offset points at the function body.";
+    FunctionTooComplex = "function-too-complex", Static, Error, overridable: true,
+        "a function's control flow is over the policy's `function-control-flow` limit",
+        "Compiling a function costs memory in proportion to its control flow (blocks, ifs, \
+         loops, branch-table targets), not its size: a few hundred kilobytes of loops can make \
+         the compiler take gigabytes and seconds. `limits.function-control-flow` caps it \
+         (a block counts 1, an if 2, a loop 4, eight br_table targets 1), so that compiling \
+         stays within the policy's memory limit plus a fixed overhead. Split the function, or \
+         raise the limit on a host with memory to spare.";
+    ModuleTooComplex = "module-too-complex", Static, Error, overridable: true,
+        "the control flow of all functions together is over the policy's `control-flow` limit",
+        "The compiled code and its metadata grow with the control flow of the whole module; \
+         `limits.control-flow` caps the sum over all functions, in the units of \
+         `function-control-flow`.";
+    EngineLimit = "engine-limit", Static, Error, overridable: false,
+        "valid WebAssembly beyond an implementation limit of the engine",
+        "The module validates, but uses more of something than the engine can compile (for \
+         example a `br_table` with more than 65,520 targets, Cranelift's limit). No policy \
+         can make it run here; the plugin must be rebuilt.";
     MemoryTooLarge = "memory-too-large", Static, Error, overridable: true,
         "the module's initial linear memory exceeds the policy's `memory` limit",
         "The sum of the initial sizes of the module's linear memories is larger than \

@@ -103,6 +103,13 @@ pub struct Limits {
     /// Locals of one function.
     #[serde(deserialize_with = "units::int_in::<_, u32, 0, 50_000>")]
     pub locals: u32,
+    /// Control flow one function may ask the compiler to build, in units (a block or an `if`
+    /// is one, an `if` two, a loop four, eight `br_table` targets one): what predicts compile memory.
+    #[serde(deserialize_with = "units::int_in::<_, u64, 1, 100_000_000>")]
+    pub function_control_flow: u64,
+    /// Control flow of all functions together, in the same units.
+    #[serde(deserialize_with = "units::int_in::<_, u64, 1, 1_000_000_000>")]
+    pub control_flow: u64,
     /// Bytes of all data segments together.
     #[serde(deserialize_with = "units::bytes_in::<_, 0, { 4 * GIB }>")]
     pub data_size: Bytes,
@@ -157,6 +164,8 @@ impl Default for Limits {
             functions: 100_000,
             function_size: Bytes::mib(1),
             locals: 50_000,
+            function_control_flow: 8_000,
+            control_flow: 120_000,
             data_size: Bytes::mib(16),
             compile_timeout: Span::secs(10),
             vars: Bytes::mib(1),

@@ -375,6 +375,10 @@ fn check_signatures(file: &PluginFile, policy: &Policy, findings: &mut Findings<
     }
 }
 
+/// Cranelift's limit on the targets of one `br_table` (wasmtime 48: "exceeds the
+/// implementation limit of 65520").
+const MAX_BR_TABLE_TARGETS: u32 = 65520;
+
 /// A function type as wasm text writes it: `(param i64 i32) (result i64)`.
 fn signature_text(params: &[wasmparser::ValType], results: &[wasmparser::ValType]) -> String {
     let list = |types: &[wasmparser::ValType]| types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
@@ -603,6 +607,30 @@ fn check_sizes(analysis: &Analysis, policy: &Policy, findings: &mut Findings<'_>
             analysis.data_segments, analysis.data_bytes, limits.data_size
         );
         findings.add(Code::DataTooLarge, message);
+    }
+    for body in analysis.bodies.iter().filter(|b| b.control_flow > limits.function_control_flow).take(MAX_REPEATED_FINDINGS) {
+        let message = format!(
+            "function {} has {} units of control flow; policy `{name}` allows at most {} per function",
+            body.index, body.control_flow, limits.function_control_flow
+        );
+        if let Some(f) = findings.add(Code::FunctionTooComplex, message) {
+            f.at(body.offset);
+        }
+    }
+    let total: u64 = analysis.bodies.iter().map(|b| b.control_flow).fold(0, u64::saturating_add);
+    if total > limits.control_flow {
+        let message =
+            format!("the module has {total} units of control flow in all; policy `{name}` allows at most {}", limits.control_flow);
+        findings.add(Code::ModuleTooComplex, message);
+    }
+    if let Some(body) = analysis.bodies.iter().find(|b| b.max_br_table_targets > MAX_BR_TABLE_TARGETS) {
+        let message = format!(
+            "function {} has a br_table with {} targets; the engine compiles at most {MAX_BR_TABLE_TARGETS}",
+            body.index, body.max_br_table_targets
+        );
+        if let Some(f) = findings.add(Code::EngineLimit, message) {
+            f.at(body.offset);
+        }
     }
     if analysis.custom_section_count > u64::from(limits.custom_sections) {
         let message = format!(

@@ -79,6 +79,10 @@ const CASES: &[Case] = &[
     case("too-many-custom-sections", Own, &[TooManyCustomSections], Fail),
     case("too-many-custom-sections", Default, &[], Pass),
     case("custom-sections-too-large", Own, &[CustomSectionsTooLarge], Fail),
+    case("function-too-complex", Own, &[FunctionTooComplex], Fail),
+    case("function-too-complex", Default, &[], Pass),
+    case("module-too-complex", Own, &[ModuleTooComplex], Fail),
+    case("engine-limit", Own, &[EngineLimit], Fail),
 ];
 
 /// Static codes no fixture can produce yet, and why. Keep this list short and honest.

@@ -67,6 +67,19 @@ fn start_epoch_ticker(engine: &Engine) {
         .expect("the epoch ticker thread starts");
 }
 
+/// How many functions compile at once. The static limits (`function-control-flow`,
+/// `control-flow`) bound what one function and the whole module cost; this bounds how many
+/// functions' costs add up at a time, whatever the machine's core count.
+const COMPILE_THREADS: usize = 2;
+
+static COMPILE_POOL: std::sync::LazyLock<rayon::ThreadPool> = std::sync::LazyLock::new(|| {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(COMPILE_THREADS)
+        .thread_name(|i| format!("stockade-compile-{i}"))
+        .build()
+        .expect("the compile pool starts")
+});
+
 /// Compiles on a thread of its own and stops waiting at the policy's compile timeout.
 ///
 /// Cranelift cannot be interrupted, so a timed-out compile finishes in the background and its
@@ -77,7 +90,9 @@ pub(super) fn compile_bounded(engine: &Engine, bytes: Vec<u8>, timeout: Duration
     std::thread::Builder::new()
         .name("stockade-compile".into())
         .spawn(move || {
-            let _ = send.send(Module::new(&engine, &bytes));
+            // Functions compile in parallel on the compile pool only: compile memory is
+            // transient per function in flight, so the pool's size bounds it on any machine.
+            let _ = send.send(COMPILE_POOL.install(|| Module::new(&engine, &bytes)));
         })
         .map_err(|e| Outcome::failed(Code::CompileTimeout, format!("cannot start the compiler thread: {e}")))?;
     match receive.recv_timeout(timeout) {
