@@ -4,7 +4,7 @@ and prints, per attack, what an operator would see from outside the process: the
 wall time, the peak RSS (wait4) and the bytes printed. Use it to compare two builds:
 
     scripts/measure-attacks.py target/release/stockade
-    scripts/measure-attacks.py /path/to/older/stockade --timeout 20
+    scripts/measure-attacks.py /path/to/older/stockade --default-policy /path/to/older/policies/default.toml
 
 A run that outlives --timeout seconds is killed and reported as such. Each attack's policy is
 the attack's keys over policies/default.toml, written to a temporary file."""
@@ -12,6 +12,7 @@ the attack's keys over policies/default.toml, written to a temporary file."""
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -103,10 +104,26 @@ class Server:
             conn.close()
 
 
+FILE_SIZE_CAP = 256 << 20
+
+
+def cap_file_size():
+    """Disk-fill attacks run under an outside cap: no file of the child may pass 256 MiB
+    (a write past it fails with EFBIG rather than killing the child)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_CAP, FILE_SIZE_CAP))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def run(binary, args, limit):
     started = time.monotonic()
     with tempfile.TemporaryFile() as out:
-        child = subprocess.Popen([binary] + args, stdout=out, stderr=subprocess.DEVNULL, env=dict(os.environ, NO_COLOR="1"))
+        child = subprocess.Popen(
+            [binary] + args,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, NO_COLOR="1"),
+            preexec_fn=cap_file_size,
+        )
         killed = False
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
@@ -128,10 +145,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("binary")
     parser.add_argument("--timeout", type=float, default=30, help="kill a run after this many seconds")
+    parser.add_argument(
+        "--default-policy",
+        default=os.path.join(ROOT, "policies/default.toml"),
+        help="the policy the attacks' keys are merged over (an older build needs its own)",
+    )
     opts = parser.parse_args()
     with open(os.path.join(ROOT, "runner/tests/fixtures/attacks/attacks.toml"), "rb") as f:
         attacks = tomllib.load(f)["attack"]
-    with open(os.path.join(ROOT, "policies/default.toml"), "rb") as f:
+    with open(opts.default_policy, "rb") as f:
         default = tomllib.load(f)
     server = Server()
     print("| attack | outcome | wall | peak RSS | printed (JSON) |")
@@ -141,7 +163,13 @@ def main():
             fill = lambda text: text.replace("{scratch}", scratch).replace("{http}", server.authority())
             if attack.get("fifo"):
                 os.mkfifo(os.path.join(scratch, attack["fifo"]))
-            policy = merge(json.loads(json.dumps(default)), tomllib.loads(fill(attack["policy"])))
+            overrides = tomllib.loads(fill(attack["policy"]))
+            # Keys an older build does not know (the disk quota) are left out for it.
+            for table, values in overrides.items():
+                for key in list(values):
+                    if key not in default.get(table, {}):
+                        del values[key]
+            policy = merge(json.loads(json.dumps(default)), overrides)
             policy["policy"]["name"] = "attack"
             policy_path = os.path.join(scratch, "policy.toml")
             with open(policy_path, "w") as f:

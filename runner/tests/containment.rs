@@ -46,8 +46,21 @@ fn repo() -> PathBuf {
 
 /// Runs the binary and waits for it with wait4, which reports the child's own peak RSS.
 fn measure(args: &[String]) -> Measured {
+    use std::os::unix::process::CommandExt;
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stockade"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stockade"));
+    // Disk-fill attacks run under an outside cap too: no file may pass 256 MiB, whatever the
+    // sandbox does (a write past it fails with EFBIG instead of filling the disk).
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let cap = libc::rlimit { rlim_cur: 256 << 20, rlim_max: 256 << 20 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &cap);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args(args)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
