@@ -247,3 +247,77 @@ fn run_reuses_its_compiled_module_cache() {
     let artifacts = std::fs::read_dir(&cache).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm")).count();
     assert_eq!(artifacts, 1, "one compiled artifact, reused by the second run");
 }
+
+#[test]
+fn operator_values_out_of_range_are_tool_errors_with_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = common::fixture_module("benign-extism");
+    let module = module.to_str().unwrap();
+    // Each once panicked (Instant + Duration overflow) or would have allocated without bound.
+    for (body, field) in [
+        ("timeout = \"500000000000y\"", "wrong.toml:4:11: field `limits.timeout`"),
+        ("memory = \"16EiB\"", "field `limits.memory`"),
+        ("stack = \"1KiB\"", "field `limits.stack`"),
+        ("fuel = 0", "field `limits.fuel`"),
+        ("compile-timeout = \"0s\"", "field `limits.compile-timeout`"),
+        ("instance-reuse = \"sometimes\"", "field `limits.instance-reuse`"),
+    ] {
+        let policy = dir.path().join("wrong.toml");
+        std::fs::write(&policy, format!("[policy]\nname = \"p\"\n[limits]\n{body}\n")).unwrap();
+        let out = stockade(&["run", module, "--call", "greet", "--policy", policy.to_str().unwrap()]);
+        assert_tool_error(&out, field);
+        assert!(stderr(&out).contains("out of range") || body.contains("sometimes"), "{}", stderr(&out));
+    }
+    let manifest = dir.path().join("plugin.toml");
+    std::fs::write(&manifest, "name = \"x\"\nversion = \"1.0.0\"\n[limits]\ntimeout = \"900000000y\"\n").unwrap();
+    let out = stockade(&["vet", "--manifest", manifest.to_str().unwrap(), module]);
+    assert_eq!(code(&out), 1, "a plugin's own manifest out of range is a finding");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("manifest-invalid"));
+
+    // A corpus case is the operator's input too.
+    for (body, field) in [
+        ("within-timeout = nan", "field `call[0].within-timeout`"),
+        ("within-timeout = -1.0", "field `call[0].within-timeout`"),
+        ("input-repeat = 99999999999999", "field `call[0].input-repeat`"),
+    ] {
+        let corpus = tempfile::tempdir().unwrap();
+        let case = corpus.path().join("c");
+        std::fs::create_dir(&case).unwrap();
+        std::fs::write(case.join("plugin.wat"), "(module (func (export \"f\")))").unwrap();
+        std::fs::write(case.join("case.toml"), format!("class = \"x\"\ndescription = \"x\"\n[[call]]\nfunction = \"f\"\nexpect = \"ok\"\ninput = \"x\"\n{body}\n")).unwrap();
+        let out = stockade(&["conform", "--corpus", corpus.path().to_str().unwrap(), "--report-dir", dir.path().to_str().unwrap()]);
+        assert_tool_error(&out, field);
+    }
+    let corpus = tempfile::tempdir().unwrap();
+    let case = corpus.path().join("c");
+    std::fs::create_dir(&case).unwrap();
+    std::fs::write(case.join("plugin.wat"), "(module (func (export \"f\")))").unwrap();
+    std::fs::write(case.join("case.toml"), "class = \"x\"\ndescription = \"x\"\n[[call]]\nfunction = \"f\"\nexpect = \"ok\"\ninput = \"xxxx\"\ninput-repeat = 1073741824\n").unwrap();
+    let out = stockade(&["conform", "--corpus", corpus.path().to_str().unwrap(), "--report-dir", dir.path().to_str().unwrap()]);
+    assert_tool_error(&out, "the input repeated is 4294967296 bytes");
+}
+
+#[test]
+fn text_from_a_plugin_is_escaped_for_the_terminal() {
+    let forged = Path::new("tests/fixtures/rendering/forged-import.wat");
+    let out = stockade(&["vet", forged.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!text.contains('\u{1b}'), "an escape reached the terminal:\n{text}");
+    assert!(!text.lines().any(|l| l.starts_with("PASS")), "a forged PASS line:\n{text}");
+    assert!(text.contains("env.x\\n\\e[32mPASS"), "{text}");
+    // JSON stays exact: the name as the module has it.
+    let (_, json) = vet_json(forged);
+    assert_eq!(json["findings"][0]["import"]["name"], "x\n\u{1b}[32mPASS\u{1b}[0m everything is fine\u{1b}[2J");
+
+    let escapes = "tests/fixtures/rendering/escapes.wat";
+    let out = stockade(&["run", escapes, "--call", "run"]);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'), "{text:?}");
+    assert!(!text.lines().any(|l| l.starts_with("PASS")), "{text}");
+    assert!(text.contains("  | PASS for") && text.contains("[warn] \\e]0;owned\\x07"), "{text}");
+    let out = stockade(&["run", escapes, "--call", "run", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["output"].as_str().unwrap().starts_with("\u{1b}]0;owned\u{7}"), "JSON output is exact");
+    let out = stockade(&["inspect", forged.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+}

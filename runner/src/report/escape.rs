@@ -14,13 +14,15 @@ fn is_unsafe(c: char) -> bool {
         || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
-fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    if !text.chars().any(|c| is_unsafe(c) && !keep(c)) {
+/// Every unsafe character escaped, newlines included: for anything shown on one line (names,
+/// messages, log lines, each line of a plugin's output).
+pub fn line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if !is_unsafe(c) || keep(c) {
+        if !is_unsafe(c) {
             out.push(c);
             continue;
         }
@@ -40,17 +42,7 @@ fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// For text shown on one line (names, messages, log lines): every unsafe character escaped,
-/// newlines included.
-pub fn line(text: &str) -> Cow<'_, str> {
-    escape_with(text, |_| false)
-}
 
-/// For text shown as a block (a plugin's output): newlines and tabs kept, everything else that
-/// is unsafe escaped.
-pub fn block(text: &str) -> Cow<'_, str> {
-    escape_with(text, |c| c == '\n' || c == '\t')
-}
 
 #[cfg(test)]
 mod tests {
@@ -63,7 +55,7 @@ mod tests {
         assert_eq!(line("\u{1b}[2J\u{1b}[31mred"), "\\e[2J\\e[31mred");
         assert_eq!(line("a\rb\u{7f}c\u{9b}d"), "a\\rb\\x7fc\\x9bd");
         assert_eq!(line("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
-        assert_eq!(block("one\ntwo\t\u{1b}]0;title\u{7}"), "one\ntwo\t\\e]0;title\\x07");
+        assert_eq!(line("one\ttwo\u{1b}]0;title\u{7}"), "one\\ttwo\\e]0;title\\x07");
         assert_eq!(line("naïve 日本"), "naïve 日本");
     }
 }

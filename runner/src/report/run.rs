@@ -96,10 +96,12 @@ pub fn human(outcome: &Outcome, function: &str, limits: &Limits, color: bool) ->
     };
     let error = outcome.error.as_ref().map_or(String::new(), |e| format!(": {}", escape::line(e)));
     let _ = writeln!(out, "{head}: `{}`{stage}{error}", escape::line(function));
+    // The plugin's output, a line per line behind a gutter: what the plugin prints can never
+    // pass for a line of Stockade's own (a forged `PASS` in a CI log).
     if let Some(output) = &outcome.output {
-        out.push_str(&escape::block(&String::from_utf8_lossy(output)));
-        if !output.ends_with(b"\n") && !output.is_empty() {
-            out.push('\n');
+        let text = String::from_utf8_lossy(output);
+        for line in text.strip_suffix('\n').unwrap_or(&text).split('\n').filter(|_| !output.is_empty()) {
+            let _ = writeln!(out, "  | {}", escape::line(line));
         }
     }
     for (level, line) in outcome.logs.iter() {
