@@ -358,10 +358,15 @@ const fn extism(name: &'static str, maps: Maps, params: &'static [wasmparser::Va
     Row { abi: Abi::Extism, module: EXTISM_ENV, names: Names::Exact(name), maps, signature: Some((params, results)) }
 }
 
+/// A WASI preview 1 function: its exact name, what it maps to, and its type.
+const fn wasi(name: &'static str, maps: Maps, params: &'static [wasmparser::ValType], results: &'static [wasmparser::ValType]) -> Row {
+    Row { abi: Abi::WasiPreview1, module: WASI_P1, names: Names::Exact(name), maps, signature: Some((params, results)) }
+}
+
 const I32: wasmparser::ValType = wasmparser::ValType::I32;
 const I64: wasmparser::ValType = wasmparser::ValType::I64;
 
-use Abi::{Component as C, Extism as X, WasiPreview1 as W};
+use Abi::{Component as C, Extism as X};
 use Maps::{Core as Kernel, To};
 use Names::{Any, Exact as E, Prefix as P};
 
@@ -402,25 +407,55 @@ pub const CATALOG: &[Row] = &[
     extism("http_status_code", To(Family::Http), &[], &[I32]),
     extism("http_headers", To(Family::Http), &[], &[I64]),
     row(X, EXTISM_USER, Any, Maps::HostFunction),
-    // WASI preview 1. The descriptor calls wasi-libc makes at start-up for stdio and preopen
-    // discovery are `stdio`; every other fd_* works on files and is `fs`.
-    row(W, WASI_P1, E("proc_exit"), Kernel),
-    row(W, WASI_P1, E("proc_raise"), Kernel),
-    row(W, WASI_P1, E("sched_yield"), Kernel),
-    row(W, WASI_P1, E("fd_read"), To(Family::Stdio)),
-    row(W, WASI_P1, E("fd_write"), To(Family::Stdio)),
-    row(W, WASI_P1, E("fd_close"), To(Family::Stdio)),
-    row(W, WASI_P1, E("fd_seek"), To(Family::Stdio)),
-    row(W, WASI_P1, E("fd_fdstat_get"), To(Family::Stdio)),
-    row(W, WASI_P1, P("fd_prestat_"), To(Family::Stdio)),
-    row(W, WASI_P1, P("fd_"), To(Family::Fs)),
-    row(W, WASI_P1, P("path_"), To(Family::Fs)),
-    row(W, WASI_P1, P("environ_"), To(Family::Env)),
-    row(W, WASI_P1, P("args_"), To(Family::Env)),
-    row(W, WASI_P1, P("clock_"), To(Family::Clock)),
-    row(W, WASI_P1, E("poll_oneoff"), To(Family::Clock)),
-    row(W, WASI_P1, E("random_get"), To(Family::Random)),
-    row(W, WASI_P1, P("sock_"), To(Family::Net)),
+    // WASI preview 1, every function by name with its type. The descriptor calls wasi-libc makes
+    // at start-up for stdio and preopen discovery are `stdio`; every other fd_* works on files
+    // and is `fs`.
+    wasi("args_get", To(Family::Env), &[I32, I32], &[I32]),
+    wasi("args_sizes_get", To(Family::Env), &[I32, I32], &[I32]),
+    wasi("environ_get", To(Family::Env), &[I32, I32], &[I32]),
+    wasi("environ_sizes_get", To(Family::Env), &[I32, I32], &[I32]),
+    wasi("clock_res_get", To(Family::Clock), &[I32, I32], &[I32]),
+    wasi("clock_time_get", To(Family::Clock), &[I32, I64, I32], &[I32]),
+    wasi("fd_advise", To(Family::Fs), &[I32, I64, I64, I32], &[I32]),
+    wasi("fd_allocate", To(Family::Fs), &[I32, I64, I64], &[I32]),
+    wasi("fd_close", To(Family::Stdio), &[I32], &[I32]),
+    wasi("fd_datasync", To(Family::Fs), &[I32], &[I32]),
+    wasi("fd_fdstat_get", To(Family::Stdio), &[I32, I32], &[I32]),
+    wasi("fd_fdstat_set_flags", To(Family::Fs), &[I32, I32], &[I32]),
+    wasi("fd_fdstat_set_rights", To(Family::Fs), &[I32, I64, I64], &[I32]),
+    wasi("fd_filestat_get", To(Family::Fs), &[I32, I32], &[I32]),
+    wasi("fd_filestat_set_size", To(Family::Fs), &[I32, I64], &[I32]),
+    wasi("fd_filestat_set_times", To(Family::Fs), &[I32, I64, I64, I32], &[I32]),
+    wasi("fd_pread", To(Family::Fs), &[I32, I32, I32, I64, I32], &[I32]),
+    wasi("fd_prestat_get", To(Family::Stdio), &[I32, I32], &[I32]),
+    wasi("fd_prestat_dir_name", To(Family::Stdio), &[I32, I32, I32], &[I32]),
+    wasi("fd_pwrite", To(Family::Fs), &[I32, I32, I32, I64, I32], &[I32]),
+    wasi("fd_read", To(Family::Stdio), &[I32, I32, I32, I32], &[I32]),
+    wasi("fd_readdir", To(Family::Fs), &[I32, I32, I32, I64, I32], &[I32]),
+    wasi("fd_renumber", To(Family::Fs), &[I32, I32], &[I32]),
+    wasi("fd_seek", To(Family::Stdio), &[I32, I64, I32, I32], &[I32]),
+    wasi("fd_sync", To(Family::Fs), &[I32], &[I32]),
+    wasi("fd_tell", To(Family::Fs), &[I32, I32], &[I32]),
+    wasi("fd_write", To(Family::Stdio), &[I32, I32, I32, I32], &[I32]),
+    wasi("path_create_directory", To(Family::Fs), &[I32, I32, I32], &[I32]),
+    wasi("path_filestat_get", To(Family::Fs), &[I32, I32, I32, I32, I32], &[I32]),
+    wasi("path_filestat_set_times", To(Family::Fs), &[I32, I32, I32, I32, I64, I64, I32], &[I32]),
+    wasi("path_link", To(Family::Fs), &[I32, I32, I32, I32, I32, I32, I32], &[I32]),
+    wasi("path_open", To(Family::Fs), &[I32, I32, I32, I32, I32, I64, I64, I32, I32], &[I32]),
+    wasi("path_readlink", To(Family::Fs), &[I32, I32, I32, I32, I32, I32], &[I32]),
+    wasi("path_remove_directory", To(Family::Fs), &[I32, I32, I32], &[I32]),
+    wasi("path_rename", To(Family::Fs), &[I32, I32, I32, I32, I32, I32], &[I32]),
+    wasi("path_symlink", To(Family::Fs), &[I32, I32, I32, I32, I32], &[I32]),
+    wasi("path_unlink_file", To(Family::Fs), &[I32, I32, I32], &[I32]),
+    wasi("poll_oneoff", To(Family::Clock), &[I32, I32, I32, I32], &[I32]),
+    wasi("proc_exit", Kernel, &[I32], &[]),
+    wasi("proc_raise", Kernel, &[I32], &[I32]),
+    wasi("sched_yield", Kernel, &[], &[I32]),
+    wasi("random_get", To(Family::Random), &[I32, I32], &[I32]),
+    wasi("sock_accept", To(Family::Net), &[I32, I32, I32], &[I32]),
+    wasi("sock_recv", To(Family::Net), &[I32, I32, I32, I32, I32, I32], &[I32]),
+    wasi("sock_send", To(Family::Net), &[I32, I32, I32, I32, I32], &[I32]),
+    wasi("sock_shutdown", To(Family::Net), &[I32, I32], &[I32]),
     // Component model interfaces (WASI 0.2 and proposals), by package/interface.
     row(C, "wasi:cli", E("exit"), Kernel),
     row(C, "wasi:cli", E("environment"), To(Family::Env)),

@@ -48,3 +48,48 @@ fn add_wasi(linker: &mut Linker<State>, grants: &PluginGrants<'_>, module: &Modu
     linker.allow_shadowing(false);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::capability::{CATALOG, Names, WASI_P1};
+
+    /// The catalog names every function wasmtime-wasi defines for preview 1, with the type it
+    /// defines it with, and no other: `vet`'s names and types are the linker's.
+    #[test]
+    fn the_catalog_is_wasmtime_wasis_preview1() {
+        let engine = wasmtime::Engine::default();
+        type Host = Option<super::super::wasi::GuardedWasi>;
+        let mut linker: wasmtime::Linker<Host> = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(&mut linker, |host: &mut Host| {
+            host.as_mut().expect("never called")
+        })
+        .unwrap();
+        let mut store = wasmtime::Store::new(&engine, None);
+        let items: Vec<_> = linker.iter(&mut store).map(|(m, n, e)| (m.to_string(), n.to_string(), e)).collect();
+        let convert = |t: wasmtime::ValType| match t {
+            wasmtime::ValType::I32 => wasmparser::ValType::I32,
+            wasmtime::ValType::I64 => wasmparser::ValType::I64,
+            other => panic!("unexpected {other}"),
+        };
+        let mut defined = std::collections::BTreeSet::new();
+        for (module, name, item) in &items {
+            assert_eq!(module, WASI_P1);
+            let ty = item.ty(&store).unwrap_func().clone();
+            let params: Vec<_> = ty.params().map(convert).collect();
+            let results: Vec<_> = ty.results().map(convert).collect();
+            let (want_params, want_results) =
+                crate::capability::core_import_signature(module, name).unwrap_or_else(|| panic!("`{name}` is not in the catalog"));
+            assert_eq!((params.as_slice(), results.as_slice()), (want_params, want_results), "{name}");
+            defined.insert(name.to_string());
+        }
+        let catalogued: std::collections::BTreeSet<String> = CATALOG
+            .iter()
+            .filter(|r| r.module == WASI_P1)
+            .map(|r| match r.names {
+                Names::Exact(name) => name.to_string(),
+                other => panic!("a WASI row by {other:?}, not by name"),
+            })
+            .collect();
+        assert_eq!(defined, catalogued);
+    }
+}
