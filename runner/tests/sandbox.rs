@@ -581,12 +581,18 @@ fn compiled_modules_are_cached_and_verified() {
 fn compiling_too_long_is_compile_timeout() {
     let mut policy = Policy::builtin_default();
     policy.limits.compile_timeout = "1ms".parse().unwrap();
+    policy.limits.function_control_flow = 1_000_000;
+    policy.limits.control_flow = 1_000_000;
     let sandbox = Sandbox::new(&policy).unwrap();
-    let file = PluginFile::read(std::path::Path::new("../corpus/guests/extism-greet/extism-greet.wasm")).unwrap();
+    // 6,000 loops in one function: seconds of Cranelift's time, so a caller that waited for
+    // the compile could not come back within the bound below.
+    let loops = "(loop (br_if 0 (i32.const 0)))".repeat(6000);
+    let wat = format!("(module (func (export \"run\") {loops}))");
+    let file = PluginFile { path: "loops.wat".into(), raw: wat.into_bytes() };
     let started = Instant::now();
     match sandbox.load(&file, &LoadOptions::default()).unwrap() {
         Load::Failed(outcome) => assert_eq!(outcome.code, Code::CompileTimeout, "{outcome:?}"),
-        _ => panic!("an 80 KB module does not compile in 1 ms"),
+        _ => panic!("6,000 loops do not compile in 1 ms"),
     }
     assert!(started.elapsed() < Duration::from_millis(50 + SLACK_MS), "the caller is not kept waiting: {:?}", started.elapsed());
 }
