@@ -112,6 +112,13 @@ impl Sandbox {
         let compile_ns = started.elapsed().as_nanos() as u64;
 
         let grants = PluginGrants::new(&self.policy, vetting.manifest.manifest());
+        // What the grant decision refuses is not linked, for every ABI alike: the plugin is
+        // refused here, where vet refuses it, rather than at its first call (WASI functions
+        // come as one set, so an ungranted one would otherwise link to a refusing stub).
+        if let Some(import) = module.imports().find(|i| !grants.allows_import(i.module(), i.name())) {
+            let message = format!("cannot link: `{}.{}` is not granted to this plugin", import.module(), import.name());
+            return Ok(Load::Failed(Outcome::failed(Code::HostCallDenied, message).at(Stage::Load)));
+        }
         let linker = link::linker(&self.engine, &grants, &module)
             .map_err(|e| SandboxError::Engine { policy: self.policy.name().to_string(), message: format!("{e:#}") })?;
         let pre = match linker.instantiate_pre(&module) {
