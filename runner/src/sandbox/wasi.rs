@@ -86,8 +86,8 @@ impl WasiSetup {
             ctx: builder.build_p1(),
             budget,
             opened: HashSet::new(),
-            stdio_charged: 0,
-            stdio_cap: 2 * output_cap.saturating_add(1),
+            stdio_written: [0, 0],
+            output_cap,
             written_call: 0,
             written_total: self.written_total.clone(),
             quota_call: self.quota_call,
@@ -104,8 +104,9 @@ pub struct GuardedWasi {
     budget: MemoryBudget,
     /// Descriptors opened by the plugin (each charged [`DESCRIPTOR_COST`]).
     opened: HashSet<u32>,
-    stdio_charged: u64,
-    stdio_cap: u64,
+    /// Bytes written to stdout and stderr (each charged to the budget).
+    stdio_written: [u64; 2],
+    output_cap: u64,
     written_call: u64,
     written_total: Arc<AtomicU64>,
     quota_call: u64,
@@ -142,14 +143,21 @@ impl GuardedWasi {
         Ok(0)
     }
 
-    /// Before a write of `len` bytes to `fd`: stdio is charged to the memory budget, files to
+    /// Before a write of `len` bytes to `fd`: stdio is charged to the memory budget and capped
+    /// by the output limit (past it the call ends `output-too-large` at once, as Extism output
+    /// does, rather than spinning on refused writes until its deadline); files count against
     /// the disk quota.
     fn before_write(&mut self, fd: types::Fd, len: u64) -> Result<(), types::Error> {
         let fd = u32::from(fd);
         if fd == 1 || fd == 2 {
-            let more = len.min(self.stdio_cap.saturating_sub(self.stdio_charged));
-            self.budget.charge(more, "captured stdio").map_err(|_| types::Error::from(types::Errno::Nospc))?;
-            self.stdio_charged += more;
+            let written = &mut self.stdio_written[fd as usize - 1];
+            if written.saturating_add(len) > self.output_cap {
+                let stream = if fd == 1 { "stdout" } else { "stderr" };
+                let fault = crate::abi::HostFault::OutputTooLarge(format!("more than {} bytes to {stream}", self.output_cap));
+                return Err(types::Error::trap(wasmtime::Error::new(fault)));
+            }
+            self.budget.charge(len, "captured stdio").map_err(|fault| types::Error::trap(wasmtime::Error::new(fault)))?;
+            *written += len;
         } else if self.opened.contains(&fd) && len > self.quota_left() {
             self.quota_reached = true;
             return Err(types::Errno::Nospc.into());
