@@ -39,7 +39,7 @@ fn benches(c: &mut Criterion) {
         &sandbox,
         "/nonexistent/noop.wat",
         NOOP_WAT.as_bytes().to_vec(),
-        &LoadOptions { fresh_instance_per_call: true, ..LoadOptions::default() },
+        &LoadOptions { instance_reuse: Some(stockade::policy::InstanceReuse::PerCall), ..LoadOptions::default() },
     );
 
     let manifest = extism::Manifest::new([extism::Wasm::data(wasm.clone())]);
