@@ -1,5 +1,5 @@
-//! The call budget's memory half: one byte count per plugin instance that everything held for
-//! the plugin draws on, its linear memories and every host-side buffer alike.
+//! The call budget's memory half: one byte count per plugin that everything held for the
+//! plugin draws on, the linear memories of all its instances and every host-side buffer alike.
 //!
 //! The limit binds the plugin, not only its wasm code. Extism blocks with their bookkeeping,
 //! the input, log lines, captured stdio, open descriptors and HTTP bodies are charged here at
@@ -26,17 +26,18 @@ pub const VAR_ENTRY_COST: u64 = 96;
 /// Host bytes per open WASI descriptor (resource-table entry, cap-std handle, kernel file).
 pub const DESCRIPTOR_COST: u64 = 4096;
 
-/// A plugin instance's memory budget. Cheap to clone: clones share the count, so the
-/// limiter, the Extism kernel and the WASI context of one store charge one budget.
+/// A plugin's memory budget. Cheap to clone: clones share the count, so every instance of the
+/// plugin (its limiter, its Extism kernel, its WASI context) charges the one budget, and what
+/// an instance holds is released when it is dropped.
 #[derive(Clone, Debug)]
 pub struct MemoryBudget(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
     cap: u64,
-    /// Bytes held for this instance.
+    /// Bytes held by the plugin's instances.
     held: AtomicU64,
-    /// Bytes held for the plugin as a whole (its vars), counted in every instance.
+    /// Bytes held for the plugin as a whole (its vars), kept with the vars themselves.
     shared: Arc<AtomicU64>,
     peak: AtomicU64,
 }
@@ -75,18 +76,32 @@ impl MemoryBudget {
         self.0.peak.store(self.in_use(), Relaxed);
     }
 
-    /// Charges `bytes` for `what`, or refuses with `memory-limit` and charges nothing.
+    /// Charges `bytes` for `what`, or refuses with `memory-limit` and charges nothing. Instances
+    /// of one plugin on several threads charge one budget; the check and the charge are one
+    /// atomic step, so together they cannot pass the cap.
     pub fn charge(&self, bytes: u64, what: &str) -> Result<(), HostFault> {
-        if bytes > self.available() {
-            return Err(HostFault::MemoryLimit(format!(
+        let shared = self.0.shared.load(Relaxed);
+        let refuse = |held: u64| {
+            HostFault::MemoryLimit(format!(
                 "{what} needs {bytes} more bytes, {} are in use; the limit is {}",
-                self.in_use(),
+                held.saturating_add(shared),
                 self.0.cap
-            )));
+            ))
+        };
+        let mut held = self.0.held.load(Relaxed);
+        loop {
+            let after = held.checked_add(bytes).ok_or_else(|| refuse(held))?;
+            if after.saturating_add(shared) > self.0.cap {
+                return Err(refuse(held));
+            }
+            match self.0.held.compare_exchange_weak(held, after, Relaxed, Relaxed) {
+                Ok(_) => {
+                    self.0.peak.fetch_max(after.saturating_add(shared), Relaxed);
+                    return Ok(());
+                }
+                Err(now) => held = now,
+            }
         }
-        let held = self.0.held.fetch_add(bytes, Relaxed) + bytes;
-        self.0.peak.fetch_max(held.saturating_add(self.0.shared.load(Relaxed)), Relaxed);
-        Ok(())
     }
 
     pub fn release(&self, bytes: u64) {

@@ -596,3 +596,29 @@ fn compiling_too_long_is_compile_timeout() {
     }
     assert!(started.elapsed() < Duration::from_millis(50 + SLACK_MS), "the caller is not kept waiting: {:?}", started.elapsed());
 }
+
+#[test]
+fn the_plugins_instances_share_its_one_memory_limit() {
+    // 40 MiB of linear memory per call under a 64 MiB limit: one call at a time fits, two at
+    // once do not, and what a finished call's instance held is given back.
+    let mut policy = policy("");
+    policy.limits.timeout = "2s".parse().unwrap();
+    let p = std::sync::Arc::new(plugin(
+        &policy,
+        r#"(module (memory 1)
+             (func (export "hold") (result i32) (drop (memory.grow (i32.const 640))) (loop $l (br $l)) (i32.const 0))
+             (func (export "grow") (result i32) (memory.grow (i32.const 640))))"#,
+    ));
+    let holder = {
+        let p = p.clone();
+        std::thread::spawn(move || p.call("hold", &Input::default()))
+    };
+    // Long enough for the holder to have grown its memory, on a busy machine too.
+    std::thread::sleep(Duration::from_millis(700));
+    let second = p.call("grow", &Input::default());
+    assert_eq!(second.code, Code::MemoryLimit, "a second instance may not take another 40 MiB: {second:?}");
+    let held = holder.join().unwrap();
+    assert_eq!(held.code, Code::Timeout, "{held:?}");
+    let after = p.call("grow", &Input::default());
+    assert_eq!(after.code, Code::Ok, "the dropped instance's memory was given back: {after:?}");
+}

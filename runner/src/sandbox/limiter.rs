@@ -10,6 +10,8 @@ pub(crate) struct Limiter {
     memories: usize,
     instances: usize,
     table_elements: u64,
+    /// Bytes of linear memory this store's instances hold, charged to the budget.
+    linear_bytes: u64,
     /// Fuel the call started with, when fuel is metered.
     pub fuel_given: Option<u64>,
 }
@@ -22,6 +24,7 @@ impl Limiter {
             memories: limits.memories as usize,
             instances: limits.instances as usize,
             table_elements: 0,
+            linear_bytes: 0,
             fuel_given: limits.fuel,
         }
     }
@@ -31,9 +34,9 @@ impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         // An error, not `false`: the plugin stops here with `memory-limit` instead of spinning
         // on a failing memory.grow until its timeout.
-        self.budget
-            .resize(current as u64, desired as u64, "growing linear memory")
-            .map_err(wasmtime::Error::new)?;
+        let more = (desired as u64).saturating_sub(current as u64);
+        self.budget.charge(more, "growing linear memory").map_err(wasmtime::Error::new)?;
+        self.linear_bytes += more;
         Ok(true)
     }
 
@@ -55,6 +58,13 @@ impl wasmtime::ResourceLimiter for Limiter {
 
     fn memories(&self) -> usize {
         self.memories
+    }
+}
+
+/// A store's memories go with it: what they were charged goes back to the plugin's budget.
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.budget.release(self.linear_bytes);
     }
 }
 

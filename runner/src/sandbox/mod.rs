@@ -143,11 +143,13 @@ impl Sandbox {
             quota_total: limits.disk_write_total.get(),
         });
         let reuse = options.instance_reuse.unwrap_or(limits.instance_reuse);
+        let vars = Arc::new(Vars::new(limits.vars.get()));
         Ok(Load::Ready(Plugin {
             module_source,
+            budget: MemoryBudget::new(limits.memory.get(), vars.counter()),
             kernel: KernelSetup {
                 config: Arc::new(options.config.clone()),
-                vars: Arc::new(Vars::new(limits.vars.get())),
+                vars,
                 http_allowlist: Arc::new(grants.http_allowlist()),
                 http_private: self.policy.capabilities.http_private,
                 output_cap: limits.output.get(),
@@ -203,6 +205,8 @@ pub struct Plugin {
     wasi: Option<WasiSetup>,
     /// What every instance's Extism kernel is given, vars (kept across calls) among it.
     kernel: KernelSetup,
+    /// The plugin's one memory budget, which all its instances draw on.
+    budget: MemoryBudget,
     limits: Limits,
     /// Whether an instance that returned normally is kept for the next call.
     reuse_instances: bool,
@@ -334,7 +338,7 @@ impl Plugin {
     /// A new store for one call: its budget, limiter, kernel and (for WASI) context.
     fn new_store(&self, input: &Input, deadline: Instant, stats: &mut Stats) -> Result<Store<State>, Outcome> {
         let engine = self.pre.module().engine();
-        let budget = MemoryBudget::new(self.limits.memory.get(), self.kernel.vars.counter());
+        let budget = self.budget.clone();
         let mut state = State {
             limiter: limiter::Limiter::new(&self.limits, budget.clone()),
             kernel: Kernel::new(&self.kernel, budget.clone(), deadline),

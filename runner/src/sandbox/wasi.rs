@@ -93,6 +93,7 @@ impl WasiSetup {
             quota_call: self.quota_call,
             quota_total: self.quota_total,
             quota_reached: false,
+            input_bytes: input.len() as u64,
         };
         Ok((guarded, stdio))
     }
@@ -113,6 +114,16 @@ pub struct GuardedWasi {
     quota_total: u64,
     /// A write was refused for the quota.
     pub quota_reached: bool,
+    /// The stdin copy of the input, charged while the context lives.
+    input_bytes: u64,
+}
+
+/// What the context holds goes back to the plugin's budget with it.
+impl Drop for GuardedWasi {
+    fn drop(&mut self) {
+        let descriptors = self.opened.len() as u64 * DESCRIPTOR_COST;
+        self.budget.release(descriptors + self.stdio_written[0] + self.stdio_written[1] + self.input_bytes);
+    }
 }
 
 impl GuardedWasi {

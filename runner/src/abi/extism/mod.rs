@@ -41,6 +41,14 @@ pub struct Kernel {
     pub deadline: Instant,
 }
 
+/// What the kernel holds goes back to the plugin's budget with it.
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        self.memory.release(&self.budget);
+        self.budget.release(self.input.capacity() as u64 + self.logs.cost());
+    }
+}
+
 /// What a host gives the kernel of each instance of one plugin.
 #[derive(Clone)]
 pub struct KernelSetup {
