@@ -45,6 +45,7 @@ fn repo() -> PathBuf {
 }
 
 /// Runs the binary and waits for it with wait4, which reports the child's own peak RSS.
+#[allow(clippy::zombie_processes, reason = "the child is reaped by wait4, not Child::wait")]
 fn measure(args: &[String]) -> Measured {
     use std::os::unix::process::CommandExt;
     let started = Instant::now();

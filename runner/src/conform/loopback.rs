@@ -4,8 +4,9 @@
 //! - `/ok`: 200, `hello from loopback`;
 //! - `/redirect`: 302 to `/secret` on the same server (a redirect the sandbox must not follow);
 //! - `/secret`: 200, `secret` (reached only if a redirect was followed);
-//! - `/echo-host`: 200, the `Host` header it received;
-//! and misbehaves on purpose, to show that the sandbox bounds what a server does to a call:
+//! - `/echo-host`: 200, the `Host` header it received.
+//!
+//! It also misbehaves on purpose, to show that the sandbox bounds what a server does to a call:
 //! - `/hang`: reads the request and never answers;
 //! - `/trickle`: promises 100,000 bytes and sends one every 50 ms;
 //! - `/close-early`: promises 1,000 bytes, sends 10 and closes;

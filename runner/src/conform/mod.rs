@@ -607,20 +607,20 @@ fn check_call(spec: &case::CallSpec, outcome: &Outcome, policy: &Policy) -> Vec<
         problems.push(format!("expected {expected}, got {actual}{error}"));
     }
     let output = outcome.output.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    if let Some(want) = &spec.output {
-        if *want != output {
-            problems.push(format!("expected output {:?}, got {:?}", shorten(want.as_bytes()), shorten(output.as_bytes())));
-        }
+    if let Some(want) = &spec.output
+        && *want != output
+    {
+        problems.push(format!("expected output {:?}, got {:?}", shorten(want.as_bytes()), shorten(output.as_bytes())));
     }
-    if let Some(want) = &spec.output_contains {
-        if !output.contains(want.as_str()) {
-            problems.push(format!("output {:?} does not contain {want:?}", shorten(output.as_bytes())));
-        }
+    if let Some(want) = &spec.output_contains
+        && !output.contains(want.as_str())
+    {
+        problems.push(format!("output {:?} does not contain {want:?}", shorten(output.as_bytes())));
     }
-    if let Some(want) = &spec.error_contains {
-        if !outcome.error.as_deref().unwrap_or("").contains(want.as_str()) {
-            problems.push(format!("error {:?} does not contain {want:?}", outcome.error.as_deref().unwrap_or("")));
-        }
+    if let Some(want) = &spec.error_contains
+        && !outcome.error.as_deref().unwrap_or("").contains(want.as_str())
+    {
+        problems.push(format!("error {:?} does not contain {want:?}", outcome.error.as_deref().unwrap_or("")));
     }
     let took = std::time::Duration::from_nanos(outcome.stats.instantiate_ns + outcome.stats.wall_ns);
     if let Some(factor) = spec.within_timeout {
@@ -633,10 +633,10 @@ fn check_call(spec: &case::CallSpec, outcome: &Outcome, policy: &Policy) -> Vec<
     if peak > policy.limits.memory.get() {
         problems.push(format!("peak memory {peak} bytes passed the limit of {}", policy.limits.memory));
     }
-    if let Some(max) = spec.max_peak_memory {
-        if peak > max.get() {
-            problems.push(format!("peak memory {peak} bytes; at most {max} expected"));
-        }
+    if let Some(max) = spec.max_peak_memory
+        && peak > max.get()
+    {
+        problems.push(format!("peak memory {peak} bytes; at most {max} expected"));
     }
     if outcome.stats.output_bytes > policy.limits.output.get() {
         problems.push(format!("{} bytes of output passed the limit of {}", outcome.stats.output_bytes, policy.limits.output));

@@ -396,13 +396,14 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     ) -> Result<types::Fd, types::Error> {
         // What the path names now, resolved as the open will resolve it: opening a FIFO blocks
         // until a writer comes, and devices and sockets are not files a plugin was granted.
-        match self.ctx.path_filestat_get(memory, dirfd, dirflags, path).await {
-            Ok(stat) => match stat.filetype {
-                types::Filetype::RegularFile | types::Filetype::Directory | types::Filetype::SymbolicLink => {}
-                _ => return Err(types::Errno::Acces.into()),
-            },
-            // Not there (yet): the open itself decides, with O_CREAT or an error.
-            Err(_) => {}
+        // Not there (yet): the open itself decides, with O_CREAT or an error.
+        if let Ok(stat) = self.ctx.path_filestat_get(memory, dirfd, dirflags, path).await
+            && !matches!(
+                stat.filetype,
+                types::Filetype::RegularFile | types::Filetype::Directory | types::Filetype::SymbolicLink
+            )
+        {
+            return Err(types::Errno::Acces.into());
         }
         self.budget.charge(DESCRIPTOR_COST, "an open descriptor").map_err(|_| types::Error::from(types::Errno::Nfile))?;
         match self.ctx.path_open(memory, dirfd, dirflags, path, oflags, fs_rights_base, fs_rights_inheriting, fdflags).await {

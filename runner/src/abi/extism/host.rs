@@ -72,7 +72,7 @@ pub fn add_to_linker<T: KernelHost>(linker: &mut Linker<T>, allows: &dyn Fn(&str
         c.data_mut().kernel_mut().memory.store(as_u64(offset), &value.to_le_bytes()).map_err(fault)
     });
     define!(l, g, "reset", |mut c: Caller<'_, T>| c.data_mut().kernel_mut().reset());
-    define!(l, g, "memory_bytes", |c: Caller<'_, T>| -> i64 { c.data().kernel().memory.len() as i64 });
+    define!(l, g, "memory_bytes", |c: Caller<'_, T>| -> i64 { c.data().kernel().memory.bytes_in_use() as i64 });
 
     // Input, output, errors.
     define!(l, g, "input_length", |c: Caller<'_, T>| -> i64 { c.data().kernel().input().len() as i64 });

@@ -44,7 +44,7 @@ impl ExtismMemory {
     }
 
     /// Bytes of blocks handed out, as the kernel's `memory_bytes` reports it.
-    pub fn len(&self) -> u64 {
+    pub fn bytes_in_use(&self) -> u64 {
         self.data.len() as u64
     }
 

@@ -16,7 +16,10 @@ use crate::conform::Conformance;
 pub use terminal::summary as terminal_summary;
 
 /// Each report's file name and how it is rendered.
-pub const REPORTS: [(&str, fn(&Conformance) -> String); 6] = [
+/// Renders one report from the conformance model.
+pub type Render = fn(&Conformance) -> String;
+
+pub const REPORTS: [(&str, Render); 6] = [
     ("conformance.json", json),
     ("conformance.xml", junit::render),
     ("conformance.md", markdown::render),
