@@ -93,7 +93,7 @@ pub fn request(kernel: &mut Kernel, request: u64, body: u64) -> Result<u64, Host
     let response = send(&request, body.as_deref(), &kernel.http_allowlist, kernel.http_private, time_left, max_body)?;
     kernel.http_status = i32::from(response.status);
     let headers = serde_json::to_string(&response.headers).expect("headers serialise");
-    kernel.http_headers = (response.status != 0).then_some(headers);
+    kernel.set_http_headers((response.status != 0).then_some(headers))?;
     kernel.alloc_bytes(&response.body)
 }
 

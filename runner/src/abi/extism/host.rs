@@ -130,7 +130,7 @@ pub fn add_to_linker<T: KernelHost>(linker: &mut Linker<T>, allows: &dyn Fn(&str
     define!(l, g, "http_status_code", |c: Caller<'_, T>| -> i32 { c.data().kernel().http_status });
     define!(l, g, "http_headers", |mut c: Caller<'_, T>| -> Result<i64> {
         let kernel = c.data_mut().kernel_mut();
-        let Some(headers) = kernel.http_headers.take() else { return Ok(0) };
+        let Some(headers) = kernel.take_http_headers() else { return Ok(0) };
         kernel.alloc_bytes(headers.as_bytes()).map(|h| h as i64).map_err(fault)
     });
     define!(l, g, "get_log_level", |_c: Caller<'_, T>| -> i32 { LOG_LEVEL_INFO });

@@ -9,7 +9,7 @@
 pub mod host;
 pub mod memory;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -34,7 +34,8 @@ pub struct Kernel {
     /// Whether a granted host name may resolve to a non-public address.
     pub(crate) http_private: bool,
     pub(crate) http_status: i32,
-    pub(crate) http_headers: Option<String>,
+    /// The last response's headers (as JSON) until the plugin takes them; charged while held.
+    http_headers: Option<String>,
     /// Output, error text and log volume may each be at most this many bytes per call.
     pub output_cap: u64,
     /// When the call's time is up; host calls that block (HTTP) get only what is left.
@@ -45,7 +46,8 @@ pub struct Kernel {
 impl Drop for Kernel {
     fn drop(&mut self) {
         self.memory.release(&self.budget);
-        self.budget.release(self.input.capacity() as u64 + self.logs.cost());
+        let headers = self.http_headers.as_ref().map_or(0, |h| h.len() as u64);
+        self.budget.release(self.input.capacity() as u64 + self.logs.cost() + headers);
     }
 }
 
@@ -88,7 +90,7 @@ impl Kernel {
         self.set_input(input)?;
         self.deadline = deadline;
         self.http_status = 0;
-        self.http_headers = None;
+        self.set_http_headers(None)?;
         Ok(())
     }
 
@@ -98,8 +100,25 @@ impl Kernel {
         Ok(())
     }
 
+    /// Keeps (or with `None` drops) the last response's headers, charging what they hold.
+    pub fn set_http_headers(&mut self, headers: Option<String>) -> Result<(), HostFault> {
+        let old = self.http_headers.as_ref().map_or(0, |h| h.len() as u64);
+        let new = headers.as_ref().map_or(0, |h| h.len() as u64);
+        self.budget.resize(old, new, "HTTP response headers")?;
+        self.http_headers = headers;
+        Ok(())
+    }
+
+    /// The last response's headers, handed over (and no longer charged).
+    pub fn take_http_headers(&mut self) -> Option<String> {
+        let headers = self.http_headers.take()?;
+        self.budget.release(headers.len() as u64);
+        Some(headers)
+    }
+
     /// Drops what the call left in host memory before the instance waits for the next call.
     pub fn end_call(&mut self) {
+        let _ = self.set_http_headers(None);
         self.reset();
         self.memory.release(&self.budget);
         self.budget.release(self.input.capacity() as u64);
@@ -232,11 +251,11 @@ impl Kernel {
     }
 }
 
-/// A plugin's vars: kept across calls and shared by its instances. Every operation is O(log n)
-/// (the total is kept, not summed), and the total, at each var's real cost, counts against both
+/// A plugin's vars: kept across calls and shared by its instances. Every operation is O(1)
+/// (a hash map, and the total is kept, not summed), and the total, at each var's real cost, counts against both
 /// the vars limit and the memory budget of every instance.
 pub struct Vars {
-    map: Mutex<BTreeMap<String, Vec<u8>>>,
+    map: Mutex<HashMap<String, Vec<u8>>>,
     /// Bytes held, at cost; the same counter every instance's budget includes.
     bytes: Arc<AtomicU64>,
     cap: u64,
@@ -244,7 +263,7 @@ pub struct Vars {
 
 impl Vars {
     pub fn new(cap: u64) -> Vars {
-        Vars { map: Mutex::new(BTreeMap::new()), bytes: Arc::new(AtomicU64::new(0)), cap }
+        Vars { map: Mutex::new(HashMap::new()), bytes: Arc::new(AtomicU64::new(0)), cap }
     }
 
     /// The counter that instances' budgets share.
@@ -260,7 +279,7 @@ impl Vars {
         self.lock().get(key).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
         // A panic elsewhere while holding the lock leaves a map that is still consistent.
         self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
