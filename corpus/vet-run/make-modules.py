@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the binary modules of the vet-run cases that would be unwieldy as text:
-many-globals/plugin.wasm (70,000 globals) and custom-section-flood/plugin.wasm
-(200,000 empty custom sections). Run from this directory; the output is deterministic."""
+"""Writes the binary module of the vet-run case that would be unwieldy as text:
+many-globals/plugin.wasm (70,000 globals). Run from this directory; the output is
+deterministic."""
 
 
 def leb(n):
@@ -47,6 +47,3 @@ many_globals = (
     + section(10, leb(1) + leb(len(body)) + body)
 )
 open("many-globals/plugin.wasm", "wb").write(many_globals)
-
-# 200,000 custom sections with empty names and no data: three bytes each.
-open("custom-section-flood/plugin.wasm", "wb").write(HEADER + b"\x00\x01\x00" * 200000)

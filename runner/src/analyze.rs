@@ -222,10 +222,13 @@ pub struct Start {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Analysis {
     pub kind: ModuleKind,
-    /// The host-facing imports: a core module's imports, or a component's top-level imports.
+    /// The host-facing imports: a core module's imports, or a component's top-level imports;
+    /// the first [`LISTED_ITEMS`] of them (`import_count` counts them all).
     pub imports: Vec<Import>,
-    /// The host-facing exports.
+    pub import_count: u64,
+    /// The host-facing exports, the first [`LISTED_ITEMS`] of them.
     pub exports: Vec<Export>,
+    pub export_count: u64,
     /// Memories defined anywhere in the module (inside a component too) and imported ones.
     pub memories: Vec<Memory>,
     pub tables: Vec<Table>,
@@ -254,6 +257,9 @@ pub enum Rejection {
     Malformed { offset: usize, message: String },
     #[error("{message} (at offset {offset:#x})")]
     Invalid { offset: usize, message: String },
+    /// A section announces more entries than the policy allows: refused before validating it.
+    #[error("{message} (at offset {offset:#x})")]
+    Limit { code: crate::code::Code, offset: usize, message: String },
     /// Valid with more features than the policy allows. The analysis made with every
     /// feature on comes along, so that the rest of the checks can still report.
     #[error("{message} (at offset {offset:#x})")]
@@ -278,10 +284,58 @@ enum Fault {
     Validate,
 }
 
-type PassError = (Fault, BinaryReaderError);
+/// How many entries the sections the validator keeps a record per entry of may announce:
+/// checked from the section's count, before the validator spends memory on them (a million
+/// imports cost it about 250 MB). A policy's `types`, `imports` and `exports` limits.
+#[derive(Clone, Copy, Debug)]
+pub struct SectionCaps {
+    pub types: u32,
+    pub imports: u32,
+    pub exports: u32,
+}
 
-/// Decodes, validates and analyses `bytes` (a binary module or component) under `features`.
+impl Default for SectionCaps {
+    fn default() -> SectionCaps {
+        let most = LISTED_ITEMS as u32;
+        SectionCaps { types: most, imports: most, exports: most }
+    }
+}
+
+impl SectionCaps {
+    /// The entries a payload announces past its cap, as the code that says so.
+    fn exceeded(&self, payload: &Payload<'_>) -> Option<(crate::code::Code, &'static str, u32, u32, usize)> {
+        use crate::code::Code;
+        let (code, what, count, cap, offset) = match payload {
+            Payload::TypeSection(r) => (Code::TooManyTypes, "types", r.count(), self.types, r.range().start),
+            Payload::ImportSection(r) => (Code::TooManyImports, "imports", r.count(), self.imports, r.range().start),
+            Payload::ExportSection(r) => (Code::TooManyExports, "exports", r.count(), self.exports, r.range().start),
+            _ => return None,
+        };
+        (count > cap).then_some((code, what, count, cap, offset))
+    }
+}
+
+/// Why a pass stopped: the decoder or validator said no, or a section announced more entries
+/// than the caps allow (nothing of it was validated).
+enum PassError {
+    Wasm(Fault, BinaryReaderError),
+    Limit { code: crate::code::Code, offset: usize, message: String },
+}
+
+impl From<(Fault, BinaryReaderError)> for PassError {
+    fn from((fault, error): (Fault, BinaryReaderError)) -> PassError {
+        PassError::Wasm(fault, error)
+    }
+}
+
+/// Decodes, validates and analyses `bytes` (a binary module or component) under `features`,
+/// with the loader's own caps on per-entry sections.
 pub fn analyze(bytes: &[u8], features: &FeatureSet) -> Result<Analysis, Rejection> {
+    analyze_within(bytes, features, &SectionCaps::default())
+}
+
+/// [`analyze`] with a policy's caps on types, imports and exports.
+pub fn analyze_within(bytes: &[u8], features: &FeatureSet, caps: &SectionCaps) -> Result<Analysis, Rejection> {
     if !bytes.starts_with(b"\0asm") {
         let found = &bytes[..bytes.len().min(4)];
         return Err(Rejection::malformed(
@@ -290,12 +344,13 @@ pub fn analyze(bytes: &[u8], features: &FeatureSet) -> Result<Analysis, Rejectio
         ));
     }
     let allowed = features.wasm_features();
-    let error = match pass(bytes, allowed) {
+    let error = match pass(bytes, allowed, caps) {
         Ok(analysis) => return Ok(analysis),
-        Err((_, error)) => error,
+        Err(PassError::Limit { code, offset, message }) => return Err(Rejection::Limit { code, offset, message }),
+        Err(PassError::Wasm(_, error)) => error,
     };
     let at = |e: &BinaryReaderError| (e.offset(), one_line(e.message()));
-    match pass(bytes, WasmFeatures::all()) {
+    match pass(bytes, WasmFeatures::all(), caps) {
         Ok(analysis) => {
             let (offset, message) = at(&error);
             let feature = features
@@ -305,8 +360,9 @@ pub fn analyze(bytes: &[u8], features: &FeatureSet) -> Result<Analysis, Rejectio
             Err(Rejection::FeatureDenied { offset, message, feature, analysis: Box::new(analysis) })
         }
         // The error under all features is the one that describes the module's real fault.
-        Err((Fault::Decode, e)) => Err(Rejection::Malformed { offset: at(&e).0, message: at(&e).1 }),
-        Err((Fault::Validate, e)) => Err(Rejection::Invalid { offset: at(&e).0, message: at(&e).1 }),
+        Err(PassError::Wasm(Fault::Decode, e)) => Err(Rejection::Malformed { offset: at(&e).0, message: at(&e).1 }),
+        Err(PassError::Wasm(Fault::Validate, e)) => Err(Rejection::Invalid { offset: at(&e).0, message: at(&e).1 }),
+        Err(PassError::Limit { code, offset, message }) => Err(Rejection::Limit { code, offset, message }),
     }
 }
 
@@ -319,7 +375,7 @@ fn validates(bytes: &[u8], features: WasmFeatures) -> bool {
     Validator::new_with_features(features).validate_all(bytes).is_ok()
 }
 
-fn pass(bytes: &[u8], features: WasmFeatures) -> Result<Analysis, PassError> {
+fn pass(bytes: &[u8], features: WasmFeatures, caps: &SectionCaps) -> Result<Analysis, PassError> {
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
     parser.set_features(features);
@@ -327,6 +383,10 @@ fn pass(bytes: &[u8], features: WasmFeatures) -> Result<Analysis, PassError> {
     let mut functions = Vec::new();
     for payload in parser.parse_all(bytes) {
         let payload = payload.map_err(|e| (Fault::Decode, e))?;
+        if let Some((code, what, count, cap, offset)) = caps.exceeded(&payload) {
+            let message = format!("the module declares {count} {what}; `limits.{what}` allows at most {cap}");
+            return Err(PassError::Limit { code, offset, message });
+        }
         if let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))? {
             functions.push((func, body));
         }
@@ -355,6 +415,11 @@ struct Collector {
     /// The top-level module's types, by index, where they are function types.
     func_types: Vec<Option<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>>,
 }
+
+/// How many imports and exports an analysis records one by one: a module of a million
+/// imports must not cost the loader a million records. The policy's `imports` and `exports`
+/// limits are at most this, so a module whose list was cut is always refused.
+pub const LISTED_ITEMS: usize = 100_000;
 
 /// How many custom sections an analysis lists by name.
 pub const LISTED_CUSTOM_SECTIONS: usize = 1000;
@@ -406,6 +471,10 @@ impl Collector {
                         ItemKind::Func => capability::classify_core_import(import.module, import.name),
                         _ => (ImportClass::Unknown, None),
                     };
+                    a.import_count += 1;
+                    if a.imports.len() >= LISTED_ITEMS {
+                        continue;
+                    }
                     a.imports.push(Import {
                         module: import.module.to_string(),
                         name: import.name.to_string(),
@@ -422,6 +491,10 @@ impl Collector {
                     let (offset, import) = item?;
                     let class = capability::classify_component_import(import.name.name);
                     let abi = (class != ImportClass::Unknown).then_some(Abi::Component);
+                    a.import_count += 1;
+                    if a.imports.len() >= LISTED_ITEMS {
+                        continue;
+                    }
                     a.imports.push(Import {
                         module: import.name.name.to_string(),
                         name: String::new(),
@@ -443,7 +516,10 @@ impl Collector {
                         ExternalKind::Global => ItemKind::Global,
                         ExternalKind::Tag => ItemKind::Tag,
                     };
-                    a.exports.push(Export { name: export.name.to_string(), kind, offset });
+                    a.export_count += 1;
+                    if a.exports.len() < LISTED_ITEMS {
+                        a.exports.push(Export { name: export.name.to_string(), kind, offset });
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {
@@ -453,7 +529,10 @@ impl Collector {
                         wasmparser::ComponentExternalKind::Func => ItemKind::Func,
                         _ => ItemKind::ComponentItem,
                     };
-                    a.exports.push(Export { name: export.name.name.to_string(), kind, offset });
+                    a.export_count += 1;
+                    if a.exports.len() < LISTED_ITEMS {
+                        a.exports.push(Export { name: export.name.name.to_string(), kind, offset });
+                    }
                 }
             }
             Payload::MemorySection(reader) => {
@@ -551,7 +630,9 @@ impl Analysis {
         Analysis {
             kind,
             imports: Vec::new(),
+            import_count: 0,
             exports: Vec::new(),
+            export_count: 0,
             memories: Vec::new(),
             tables: Vec::new(),
             defined_functions: 0,

@@ -165,6 +165,21 @@ codes! {
          `limits.locals` locals. Huge bodies, deep nesting and masses of locals are the usual \
          shapes of a compiler bomb: a module that keeps the compiler busy or hungry. The \
          offset points at the function body.";
+    TooManyTypes = "too-many-types", Static, Error, overridable: false,
+        "the module declares more types than the policy's `types` limit",
+        "The validator keeps a record of every type a module declares, so a module of a \
+         million types costs the loader about 100 MB. `limits.types` caps them (at most \
+         100,000); the module is refused from its type section's count, before anything of it \
+         is validated.";
+    TooManyImports = "too-many-imports", Static, Error, overridable: false,
+        "the module has more imports than the policy's `imports` limit",
+        "Every import costs the loader (and the validator) a record: a module of a million \
+         imports once took 250 MB to vet. `limits.imports` caps them (at most 100,000); the \
+         module is refused from its import section's count, before anything of it is \
+         validated, which is also why this cannot be lowered to a warning.";
+    TooManyExports = "too-many-exports", Static, Error, overridable: false,
+        "the module has more exports than the policy's `exports` limit",
+        "Every export costs the loader a record; `limits.exports` caps them (at most 100,000).";
     FunctionTooComplex = "function-too-complex", Static, Error, overridable: true,
         "a function's control flow is over the policy's `function-control-flow` limit",
         "Compiling a function costs memory in proportion to its control flow (blocks, ifs, \

@@ -97,6 +97,15 @@ pub struct Limits {
     /// Functions defined by the module.
     #[serde(deserialize_with = "units::int_in::<_, u32, 0, 1_000_000>")]
     pub functions: u32,
+    /// Types a module may declare (at most `analyze::LISTED_ITEMS`).
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 100_000>")]
+    pub types: u32,
+    /// Imports a module may have (at most `analyze::LISTED_ITEMS`).
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 100_000>")]
+    pub imports: u32,
+    /// Exports a module may have (at most `analyze::LISTED_ITEMS`).
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 100_000>")]
+    pub exports: u32,
     /// Bytes of one function body.
     #[serde(deserialize_with = "units::bytes_in::<_, 1, { 128 * MIB }>")]
     pub function_size: Bytes,
@@ -162,6 +171,9 @@ impl Default for Limits {
             output: Bytes::mib(1),
             module_size: Bytes::mib(20),
             functions: 100_000,
+            types: 20_000,
+            imports: 10_000,
+            exports: 10_000,
             function_size: Bytes::mib(1),
             locals: 50_000,
             function_control_flow: 8_000,

@@ -248,7 +248,8 @@ fn manifest_origin(status: &ManifestStatus) -> &Origin {
 }
 
 fn decode(file: &PluginFile, policy: &Policy, findings: &mut Findings<'_>) -> Option<Analysis> {
-    let rejection = match file.binary().and_then(|bytes| analyze::analyze(&bytes, &policy.features)) {
+    let caps = analyze::SectionCaps { types: policy.limits.types, imports: policy.limits.imports, exports: policy.limits.exports };
+    let rejection = match file.binary().and_then(|bytes| analyze::analyze_within(&bytes, &policy.features, &caps)) {
         Ok(analysis) => return Some(analysis),
         Err(rejection) => rejection,
     };
@@ -262,6 +263,12 @@ fn decode(file: &PluginFile, policy: &Policy, findings: &mut Findings<'_>) -> Op
         }
         Rejection::Invalid { offset, message } => {
             if let Some(f) = findings.add(Code::Invalid, format!("the module does not validate: {message}")) {
+                f.at(offset);
+            }
+            None
+        }
+        Rejection::Limit { code, offset, message } => {
+            if let Some(f) = findings.add(code, message) {
                 f.at(offset);
             }
             None

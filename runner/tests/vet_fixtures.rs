@@ -83,6 +83,10 @@ const CASES: &[Case] = &[
     case("function-too-complex", Default, &[], Pass),
     case("module-too-complex", Own, &[ModuleTooComplex], Fail),
     case("engine-limit", Own, &[EngineLimit], Fail),
+    case("too-many-imports", Own, &[TooManyImports], Fail),
+    case("too-many-imports", Default, &[], Pass),
+    case("too-many-exports", Own, &[TooManyExports], Fail),
+    case("too-many-types", Own, &[TooManyTypes], Fail),
 ];
 
 /// Static codes no fixture can produce yet, and why. Keep this list short and honest.
