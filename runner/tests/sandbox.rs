@@ -622,3 +622,21 @@ fn the_plugins_instances_share_its_one_memory_limit() {
     let after = p.call("grow", &Input::default());
     assert_eq!(after.code, Code::Ok, "the dropped instance's memory was given back: {after:?}");
 }
+
+#[test]
+fn a_refused_grow_is_not_charged() {
+    // memory.grow past the memory's own maximum fails in the plugin (-1) and must not stay
+    // charged to the plugin's budget: 1,000 such attempts, then a grow within the limit.
+    let p = plugin(
+        &policy(""),
+        r#"(module (memory 1 2)
+             (func (export "run") (result i32) (local $i i32)
+               (loop $l
+                 (drop (memory.grow (i32.const 100)))
+                 (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                 (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+               (memory.grow (i32.const 1))))"#,
+    );
+    let outcome = p.call("run", &Input::default());
+    assert_eq!((outcome.code, outcome.output.as_deref()), (Code::Ok, Some(&b"1"[..])), "{outcome:?}");
+}

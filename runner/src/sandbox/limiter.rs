@@ -12,6 +12,8 @@ pub(crate) struct Limiter {
     table_elements: u64,
     /// Bytes of linear memory this store's instances hold, charged to the budget.
     linear_bytes: u64,
+    /// The last growth charged, taken back if the engine then refuses it.
+    last_growth: u64,
     /// Fuel the call started with, when fuel is metered.
     pub fuel_given: Option<u64>,
 }
@@ -25,6 +27,7 @@ impl Limiter {
             instances: limits.instances as usize,
             table_elements: 0,
             linear_bytes: 0,
+            last_growth: 0,
             fuel_given: limits.fuel,
         }
     }
@@ -37,7 +40,17 @@ impl wasmtime::ResourceLimiter for Limiter {
         let more = (desired as u64).saturating_sub(current as u64);
         self.budget.charge(more, "growing linear memory").map_err(wasmtime::Error::new)?;
         self.linear_bytes += more;
+        self.last_growth = more;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Charged in `memory_growing`, refused by the engine after (the memory's own maximum):
+        // the bytes were never allocated, so the charge goes back.
+        self.budget.release(self.last_growth);
+        self.linear_bytes -= self.last_growth.min(self.linear_bytes);
+        self.last_growth = 0;
+        Ok(())
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
