@@ -38,7 +38,9 @@ pub struct Opts {
     #[arg(long, value_name = "FILE")]
     xfail: Option<PathBuf>,
 
-    /// Merge the conformance.json reports of shards instead of running anything.
+    /// Merge the conformance.json reports of shards instead of running anything: shards 1..N of
+    /// one partition, each exactly once, of the same tool, policy and corpus (anything else is
+    /// refused with exit 1 and no report).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs"])]
     merge: Vec<PathBuf>,
 }
@@ -60,12 +62,24 @@ Reports (written atomically into --report-dir):
 
 Exit status:
   0  every case behaved as expected
-  1  a case failed, or an expected failure passed
+  1  a case failed, or an expected failure passed, or --merge was given an incomplete or
+     mismatched set of shards
   2  the tool could not do its job (unreadable corpus or case, malformed policy, bad arguments)";
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let conformance = if self.merge.is_empty() { self.run_corpus()? } else { merge(&self.merge)? };
+        let conformance = if self.merge.is_empty() {
+            self.run_corpus()?
+        } else {
+            match merge(&self.merge)? {
+                Ok(merged) => merged,
+                // The reports were read, and do not make a whole run: the evidence is refused.
+                Err(refusal) => {
+                    anstream::eprintln!("error: cannot merge: {refusal}");
+                    return Ok(Status::Findings);
+                }
+            }
+        };
         let written = reports::write_all(&conformance, &self.report_dir)
             .with_context(|| format!("cannot write the reports into {}", self.report_dir.display()))?;
         let mut out = reports::terminal_summary(&conformance, super::stdout_colored());
@@ -121,15 +135,18 @@ impl Opts {
     }
 }
 
-fn merge(paths: &[PathBuf]) -> anyhow::Result<Conformance> {
+/// Reads the shards' reports (an unreadable one is a tool error) and merges them (an
+/// incomplete or mismatched set is a refusal).
+fn merge(paths: &[PathBuf]) -> anyhow::Result<Result<Conformance, conform::MergeError>> {
     let mut parts = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         let part: Conformance = stockade::document::from_json(&text, stockade::document::Origin::File(path.display().to_string()))?;
         if part.schema != conform::CONFORMANCE_SCHEMA {
             anyhow::bail!("{}: schema `{}`, expected `{}`", path.display(), part.schema, conform::CONFORMANCE_SCHEMA);
         }
-        parts.push(part);
+        parts.push((part, path.display().to_string(), digest));
     }
-    conform::merge(parts).map_err(anyhow::Error::msg)
+    Ok(conform::merge(parts))
 }

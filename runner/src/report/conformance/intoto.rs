@@ -23,6 +23,14 @@ pub fn render(c: &Conformance) -> String {
     } else {
         "PASSED"
     };
+    // A merged report names the shards it was made from, each by the digest of its report.
+    let shards = c.shards.iter().map(|s| json!({ "name": format!("shard {}", s.partition), "digest": { "sha256": s.sha256 }, "mediaType": "application/json" }));
+    let mut configuration = vec![
+        json!({ "name": format!("policy:{}", c.policy.name), "digest": { "sha256": c.policy.sha256 } }),
+        json!({ "name": format!("{} {}", c.tool.name, c.tool.version), "annotations": { "wasmtime": c.tool.wasmtime, "wasmparser": c.tool.wasmparser } }),
+        json!({ "name": "conformance.json", "digest": { "sha256": hex::encode(Sha256::digest(super::json(c))) }, "mediaType": "application/json" }),
+    ];
+    configuration.extend(shards);
     let document = json!({
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -32,11 +40,7 @@ pub fn render(c: &Conformance) -> String {
         "predicateType": TEST_RESULT_PREDICATE,
         "predicate": {
             "result": result,
-            "configuration": [
-                { "name": format!("policy:{}", c.policy.name), "digest": { "sha256": c.policy.sha256 } },
-                { "name": format!("{} {}", c.tool.name, c.tool.version), "annotations": { "wasmtime": c.tool.wasmtime, "wasmparser": c.tool.wasmparser } },
-                { "name": "conformance.json", "digest": { "sha256": hex::encode(Sha256::digest(super::json(c))) }, "mediaType": "application/json" },
-            ],
+            "configuration": configuration,
             "passedTests": ids(&[Verdict::Pass]),
             "warnedTests": ids(&[Verdict::Xfail]),
             "failedTests": ids(&[Verdict::Fail, Verdict::Xpass]),
