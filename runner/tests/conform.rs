@@ -348,3 +348,29 @@ fn the_html_report_renders_in_headless_chromium() {
     // Kept for people to look at: target/conformance-screenshot.png.
     let _ = std::fs::copy(&screenshot, "../target/conformance-screenshot.png");
 }
+
+#[test]
+fn load_expectations_are_exact() {
+    // Two memories under a policy without multi-memory: refused with feature-denied *and*
+    // memory-too-large. Expecting the first alone is not enough.
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("corpus/instances/two-memories");
+    std::fs::create_dir_all(&case).unwrap();
+    std::fs::write(case.join("plugin.wat"), "(module (memory 1) (memory 1))").unwrap();
+    let write = |extra: &str| {
+        std::fs::write(
+            case.join("case.toml"),
+            format!("class = \"instances\"\ndescription = \"x\"\nexpect-load = \"feature-denied\"\n{extra}"),
+        )
+        .unwrap()
+    };
+    let corpus = dir.path().join("corpus");
+    let reports = dir.path().join("reports");
+    write("");
+    let out = conform(corpus.to_str().unwrap(), &reports, &[]);
+    assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("but also with `memory-too-large`"));
+    write("allowed-load-errors = [\"memory-too-large\"]\n");
+    let out = conform(corpus.to_str().unwrap(), &reports, &[]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stdout));
+}

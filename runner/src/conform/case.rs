@@ -72,6 +72,10 @@ pub struct CaseFile {
     /// Codes that must be among the vetting's findings, whatever their severity.
     #[serde(default)]
     pub findings: Vec<Code>,
+    /// Error findings a refusal may carry beside `expect-load` (a load expectation is exact:
+    /// any other error fails the case).
+    #[serde(default)]
+    pub allowed_load_errors: Vec<Code>,
     /// Requests the case's loopback HTTP server must have received by the end.
     #[serde(default)]
     pub http_requests: Option<u64>,

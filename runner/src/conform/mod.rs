@@ -571,7 +571,7 @@ fn execute(case: &Case, steps: &mut Vec<Step>, problems: &mut Vec<String>) {
         };
         let name = if main { "load".to_string() } else { format!("load {}", file_name(&module)) };
         let expected = if main { case.file.expect_load } else { Code::Ok };
-        let (step, plugin) = load_step(name, expected, load, if main { &case.file.findings } else { &[] }, problems);
+        let (step, plugin) = load_step(name, expected, load, if main { &case.file.findings } else { &[] }, if main { &case.file.allowed_load_errors } else { &[] }, problems);
         steps.push(step);
         match plugin {
             Some(plugin) => plugins.insert(module, plugin),
@@ -617,6 +617,7 @@ fn load_step(
     expected: Code,
     load: Load,
     findings: &[Code],
+    allowed_errors: &[Code],
     problems: &mut Vec<String>,
 ) -> (Step, Option<Plugin>) {
     let vetting = match &load {
@@ -633,8 +634,17 @@ fn load_step(
         Load::Refused(vetting) => {
             let errors: Vec<Code> =
                 vetting.findings.iter().filter(|f| f.severity == crate::code::Severity::Error).map(|f| f.code).collect();
-            // Refused for several reasons: the expected one, if it is among them, is the answer.
+            // Refused for several reasons: the expected one, if it is among them, is the answer,
+            // and every other must be one the case allows.
             let code = if errors.contains(&expected) { expected } else { errors.first().copied().unwrap_or(Code::Ok) };
+            let extra: Vec<Code> =
+                errors.iter().copied().filter(|c| *c != expected && !allowed_errors.contains(c)).collect();
+            if code == expected && !extra.is_empty() {
+                problems.push(format!(
+                    "load: refused with `{expected}` as expected, but also with {} (a case lists the extra codes it allows in `allowed-load-errors`)",
+                    codes(&extra)
+                ));
+            }
             (code, Some(format!("refused: {}", codes(&errors))), None)
         }
         Load::Failed(outcome) => (outcome.code, outcome.error, None),
