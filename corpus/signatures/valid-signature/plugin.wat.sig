@@ -1,0 +1,1 @@
+MEUCIFhgdwImDc4lNbHPWogDxi06BmGYpl7j/848Gr9cRyM4AiEAjI70qzMzdWYup2Hm+4aubcw2rwbogPIpC0iumDUgi0s=
