@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Writes the corpus's binary modules that would be unwieldy as text: vet-run/many-globals
+(70,000 globals) and the loader-memory cases (sections of many tiny entries, each of which once
+cost the loader and wasmparser's validator a record). Run from corpus/; the output is
+deterministic."""
+
+
+def leb(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def sleb(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+
+
+def section(id, payload):
+    return bytes([id]) + leb(len(payload)) + payload
+
+
+def name(s):
+    return leb(len(s)) + s.encode()
+
+
+HEADER = b"\x00asm\x01\x00\x00\x00"
+EMPTY_FUNC_TYPE = b"\x60\x00\x00"
+
+# 70,000 mutable i32 globals (global i = i), a memory, and `run` returning global 69,999.
+N = 70000
+globals_ = b"".join(b"\x7f\x01\x41" + sleb(i) + b"\x0b" for i in range(N))
+body = b"\x00" + b"\x23" + leb(N - 1) + b"\x0b"
+many_globals = (
+    HEADER
+    + section(1, leb(1) + b"\x60\x00\x01\x7f")
+    + section(3, leb(1) + leb(0))
+    + section(5, leb(1) + b"\x00\x01")
+    + section(6, leb(N) + globals_)
+    + section(7, leb(2) + name("memory") + b"\x02\x00" + name("run") + b"\x00\x00")
+    + section(10, leb(1) + leb(len(body)) + body)
+)
+open("vet-run/many-globals/plugin.wasm", "wb").write(many_globals)
+
+# 200,000 custom sections with empty names and no data: three bytes each.
+open("loader-memory/custom-section-flood/plugin.wasm", "wb").write(HEADER + b"\x00\x01\x00" * 200000)
+
+# 20,000 function imports `e`.`N`, all of type () -> ().
+N = 20000
+imports = b"".join(name("e") + name(str(i)) + b"\x00\x00" for i in range(N))
+open("loader-memory/import-flood/plugin.wasm", "wb").write(
+    HEADER + section(1, leb(1) + EMPTY_FUNC_TYPE) + section(2, leb(N) + imports)
+)
+
+# One function exported under 20,000 names.
+exports = b"".join(name("x%d" % i) + b"\x00\x00" for i in range(N))
+open("loader-memory/export-flood/plugin.wasm", "wb").write(
+    HEADER
+    + section(1, leb(1) + EMPTY_FUNC_TYPE)
+    + section(3, leb(1) + b"\x00")
+    + section(7, leb(N) + exports)
+    + section(10, leb(1) + leb(2) + b"\x00\x0b")
+)
+
+# 30,000 function types (i32) -> ().
+T = 30000
+open("loader-memory/type-flood/plugin.wasm", "wb").write(HEADER + section(1, leb(T) + b"\x60\x01\x7f\x00" * T))
