@@ -25,6 +25,9 @@ use crate::budget::{DESCRIPTOR_COST, MemoryBudget};
 use crate::capability::FsMode;
 use crate::policy::FsGrant;
 
+/// What a new directory entry counts against the disk quota: a block.
+const ENTRY_BYTES: u64 = 4096;
+
 /// The runtime WASI calls run on. One for the process and never dropped: a host call abandoned
 /// at its deadline may leave a blocking thread behind (a read from a FIFO nobody writes), and
 /// dropping a runtime would wait for it.
@@ -176,6 +179,17 @@ impl GuardedWasi {
         Ok(())
     }
 
+    /// Before a new directory entry (a file, directory or link): it takes an inode and a block
+    /// whatever its size, so it counts [`ENTRY_BYTES`] against the disk quota. Otherwise a
+    /// plugin could fill a disk's inodes with empty files without writing a byte.
+    fn before_new_entry(&mut self) -> Result<(), types::Error> {
+        if ENTRY_BYTES > self.quota_left() {
+            self.quota_reached = true;
+            return Err(types::Errno::Nospc.into());
+        }
+        Ok(())
+    }
+
     fn after_write(&mut self, fd: types::Fd, written: types::Size) {
         if self.opened.contains(&u32::from(fd)) {
             self.count_written(u64::from(written));
@@ -277,7 +291,10 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn path_create_directory(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
-        self.ctx.path_create_directory(memory, dirfd, path).await
+        self.before_new_entry()?;
+        self.ctx.path_create_directory(memory, dirfd, path).await?;
+        self.count_written(ENTRY_BYTES);
+        Ok(())
     }
 
     async fn path_filestat_get(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, flags: types::Lookupflags, path: GuestPtr<str>) -> Result<types::Filestat, types::Error> {
@@ -289,7 +306,10 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn path_link(&mut self, memory: &mut GuestMemory<'_>, src_fd: types::Fd, src_flags: types::Lookupflags, src_path: GuestPtr<str>, target_fd: types::Fd, target_path: GuestPtr<str>) -> Result<(), types::Error> {
-        self.ctx.path_link(memory, src_fd, src_flags, src_path, target_fd, target_path).await
+        self.before_new_entry()?;
+        self.ctx.path_link(memory, src_fd, src_flags, src_path, target_fd, target_path).await?;
+        self.count_written(ENTRY_BYTES);
+        Ok(())
     }
 
     async fn path_readlink(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<types::Size, types::Error> {
@@ -305,7 +325,10 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn path_symlink(&mut self, memory: &mut GuestMemory<'_>, src_path: GuestPtr<str>, dirfd: types::Fd, dest_path: GuestPtr<str>) -> Result<(), types::Error> {
-        self.ctx.path_symlink(memory, src_path, dirfd, dest_path).await
+        self.before_new_entry()?;
+        self.ctx.path_symlink(memory, src_path, dirfd, dest_path).await?;
+        self.count_written(ENTRY_BYTES);
+        Ok(())
     }
 
     async fn path_unlink_file(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
@@ -397,7 +420,8 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
         // What the path names now, resolved as the open will resolve it: opening a FIFO blocks
         // until a writer comes, and devices and sockets are not files a plugin was granted.
         // Not there (yet): the open itself decides, with O_CREAT or an error.
-        if let Ok(stat) = self.ctx.path_filestat_get(memory, dirfd, dirflags, path).await
+        let existed = self.ctx.path_filestat_get(memory, dirfd, dirflags, path).await.ok();
+        if let Some(stat) = &existed
             && !matches!(
                 stat.filetype,
                 types::Filetype::RegularFile | types::Filetype::Directory | types::Filetype::SymbolicLink
@@ -405,10 +429,18 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
         {
             return Err(types::Errno::Acces.into());
         }
+        // A file the open creates takes a directory entry and an inode: it counts as written.
+        let creates = oflags.contains(types::Oflags::CREAT) && existed.is_none();
+        if creates {
+            self.before_new_entry()?;
+        }
         self.budget.charge(DESCRIPTOR_COST, "an open descriptor").map_err(|_| types::Error::from(types::Errno::Nfile))?;
         match self.ctx.path_open(memory, dirfd, dirflags, path, oflags, fs_rights_base, fs_rights_inheriting, fdflags).await {
             Ok(fd) => {
                 self.opened.insert(u32::from(fd));
+                if creates {
+                    self.count_written(ENTRY_BYTES);
+                }
                 Ok(fd)
             }
             Err(error) => {
