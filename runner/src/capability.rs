@@ -482,20 +482,17 @@ fn apply(row: &Row, name: &str) -> ImportClass {
 
 /// Classifies a function import of a core module.
 pub fn classify_core_import(module: &str, name: &str) -> (ImportClass, Option<Abi>) {
-    CATALOG
-        .iter()
-        .filter(|row| row.abi != Abi::Component)
-        .find(|row| row.module == module && row.names.matches(name))
-        .map_or((ImportClass::Unknown, None), |row| (apply(row, name), Some(row.abi)))
+    core_row(module, name).map_or((ImportClass::Unknown, None), |row| (apply(row, name), Some(row.abi)))
 }
 
 /// The function type the host defines for a core import, where the catalog states one.
 pub fn core_import_signature(module: &str, name: &str) -> Option<Signature> {
-    CATALOG
-        .iter()
-        .filter(|row| row.abi != Abi::Component)
-        .find(|row| row.module == module && row.names.matches(name))
-        .and_then(|row| row.signature)
+    core_row(module, name).and_then(|row| row.signature)
+}
+
+/// The catalog row a core module's import matches: the first, as rows are ordered.
+fn core_row(module: &str, name: &str) -> Option<&'static Row> {
+    CATALOG.iter().filter(|row| row.abi != Abi::Component).find(|row| row.module == module && row.names.matches(name))
 }
 
 /// Classifies a top-level import of a component, named like `wasi:cli/stdout@0.2.0`.
