@@ -29,14 +29,6 @@ impl KernelHost for State {
 }
 
 impl State {
-    /// Whether stdout or stderr took more than the output limit.
-    pub(crate) fn stdio_overflowed(&self) -> bool {
-        self.stdio.as_ref().is_some_and(|s| {
-            let cap = self.kernel.output_cap as usize;
-            s.stdout.contents().len() > cap || s.stderr.contents().len() > cap
-        })
-    }
-
     pub(crate) fn stdout(&self) -> Option<Vec<u8>> {
         self.stdio.as_ref().map(|s| s.stdout.contents().to_vec())
     }

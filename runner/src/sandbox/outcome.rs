@@ -107,11 +107,6 @@ pub fn classify(error: &wasmtime::Error) -> (Code, String) {
             status => (Code::Exit, format!("the program exited with status {status}")),
         };
     }
-    // wasmtime-wasi's memory pipe refuses a write past its capacity with this trap; the
-    // pipes are sized to the output limit. (Pinned dependency; a test covers the wording.)
-    if format!("{error:#}").contains("write beyond capacity of MemoryOutputPipe") {
-        return (Code::OutputTooLarge, "stdout or stderr past the output limit".to_string());
-    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (Code::Timeout, "the call ran past its deadline".to_string()),
         Some(Trap::OutOfFuel) => (Code::FuelExhausted, "the call used all its fuel".to_string()),
@@ -151,11 +146,6 @@ pub(super) fn from_error(error: &wasmtime::Error, state: &State) -> Outcome {
 /// outcome.
 pub(super) fn finish(mut outcome: Outcome, store: &mut Store<State>, mut stats: Stats) -> Outcome {
     let stage = outcome.stage;
-    // Whatever else happened (a plugin spinning on a refused write ends in a timeout), output
-    // past the limit is what the plugin did wrong.
-    if store.data().stdio_overflowed() {
-        outcome = Outcome::failed(Code::OutputTooLarge, "stdout or stderr past the output limit").at(stage);
-    }
     if let Some(given) = store.data().limiter.fuel_given {
         stats.instructions = store.get_fuel().ok().map(|left| given.saturating_sub(left));
     }

@@ -67,9 +67,9 @@ impl WasiSetup {
     /// capped at the output limit, no environment or arguments, the granted preopens.
     pub fn context(&self, input: &[u8], output_cap: u64, budget: MemoryBudget) -> Result<(GuardedWasi, Stdio), String> {
         use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-        // One byte over the limit: a pipe that fills up proves the plugin wrote past it (p1's
-        // fd_write then returns an error to the plugin rather than trapping).
-        let cap = usize::try_from(output_cap.saturating_add(1)).unwrap_or(usize::MAX);
+        // `before_write` ends the call at the output limit before a write reaches the pipe; the
+        // pipes' own capacity is the same limit, a second layer.
+        let cap = usize::try_from(output_cap).unwrap_or(usize::MAX);
         let stdio = Stdio { stdout: MemoryOutputPipe::new(cap), stderr: MemoryOutputPipe::new(cap) };
         let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
         budget.charge(input.len() as u64, "the input").map_err(|e| e.to_string())?;
