@@ -395,7 +395,10 @@ impl Plugin {
         let timeout = self.limits.timeout.get();
         let state = store.data_mut();
         state.limiter.budget.reset_peak();
-        state.kernel.begin_call(&input.bytes, deadline).map_err(|fault| Outcome::failed(fault.code(), fault.to_string()))?;
+        // Only an Extism plugin reads its input from the kernel (a WASI program has it on stdin):
+        // other plugins' input is not copied, or charged, a second time.
+        let kernel_input: &[u8] = if self.abi == CallAbi::Extism { &input.bytes } else { &[] };
+        state.kernel.begin_call(kernel_input, deadline).map_err(|fault| Outcome::failed(fault.code(), fault.to_string()))?;
         let ticks = timeout.as_nanos().div_ceil(engine::EPOCH_TICK.as_nanos()) as u64 + 1;
         store.set_epoch_deadline(ticks);
         if let Some(fuel) = self.limits.fuel {
