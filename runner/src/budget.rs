@@ -81,13 +81,7 @@ impl MemoryBudget {
     /// atomic step, so together they cannot pass the cap.
     pub fn charge(&self, bytes: u64, what: &str) -> Result<(), HostFault> {
         let shared = self.0.shared.load(Relaxed);
-        let refuse = |held: u64| {
-            HostFault::MemoryLimit(format!(
-                "{what} needs {bytes} more bytes, {} are in use; the limit is {}",
-                held.saturating_add(shared),
-                self.0.cap
-            ))
-        };
+        let refuse = |held: u64| self.refusal(what, bytes, held.saturating_add(shared));
         let mut held = self.0.held.load(Relaxed);
         loop {
             let after = held.checked_add(bytes).ok_or_else(|| refuse(held))?;
@@ -102,6 +96,10 @@ impl MemoryBudget {
                 Err(now) => held = now,
             }
         }
+    }
+
+    fn refusal(&self, what: &str, bytes: u64, in_use: u64) -> HostFault {
+        HostFault::MemoryLimit(format!("{what} needs {bytes} more bytes, {in_use} are in use; the limit is {}", self.0.cap))
     }
 
     pub fn release(&self, bytes: u64) {
@@ -122,11 +120,7 @@ impl MemoryBudget {
         if to > from {
             let more = to - from;
             if more > self.available() {
-                return Err(HostFault::MemoryLimit(format!(
-                    "{what} needs {more} more bytes, {} are in use; the limit is {}",
-                    self.in_use(),
-                    self.0.cap
-                )));
+                return Err(self.refusal(what, more, self.in_use()));
             }
             self.0.shared.fetch_add(more, Relaxed);
             self.0.peak.fetch_max(self.in_use(), Relaxed);
