@@ -131,6 +131,27 @@ fn run_args(module: &Path, function: &str, setup: &Setup, format: &str) -> Vec<S
     args
 }
 
+/// Entries a plugin created under `dir` (the policy file left out) and the bytes the file
+/// system allocated for them (`st_blocks`), as `du` would count.
+fn disk_use(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut entries, mut allocated) = (0, 0);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_name() == "policy.toml" {
+            continue;
+        }
+        let meta = entry.metadata().unwrap();
+        entries += 1;
+        allocated += meta.blocks() * 512;
+        if meta.is_dir() {
+            let (e, a) = disk_use(&entry.path());
+            entries += e;
+            allocated += a;
+        }
+    }
+    (entries, allocated)
+}
+
 #[test]
 fn every_attack_stays_within_the_call_budget() {
     let attacks: Attacks =
@@ -157,6 +178,15 @@ fn every_attack_stays_within_the_call_budget() {
         let module = repo().join(&attack.module);
         let setup = setup(attack);
         let json = measure(&run_args(&module, &attack.function, &setup, "json"));
+        // What one call left on disk, read from the file system, not from the sandbox's stats.
+        let (entries, allocated) = disk_use(setup._scratch.path());
+        let quota = setup.policy.limits.disk_write.get();
+        if entries * 4096 > quota || allocated > quota + entries * 4096 {
+            failures.push(format!(
+                "{}: {entries} entries and {allocated} bytes allocated on disk; the quota is {quota}",
+                attack.name
+            ));
+        }
         let human = measure(&run_args(&module, &attack.function, &setup, "human"));
         let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap_or_default();
         let outcome = document["outcome"].as_str().unwrap_or("(no JSON)").to_string();
