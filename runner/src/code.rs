@@ -314,6 +314,27 @@ codes! {
     Exit = "exit", Runtime, Error, overridable: false,
         "the WASI program exited with a non-zero status",
         "The WASI program called proc_exit with a non-zero code.";
+    Crash = "crash", Runtime, Error, overridable: false,
+        "the host process running the case died: a panic, an abort, a signal, the OOM killer",
+        "`stockade conform` runs every case in a worker process. This one ended without \
+         answering (a panic, an abort, a segmentation fault, the kernel's OOM killer, a file \
+         past the 256 MiB cap) or answered with something that is not the worker protocol. \
+         The case fails; the other cases run on in fresh workers. The case's report carries \
+         how the worker ended and the end of its stderr.";
+    Hang = "hang", Runtime, Error, overridable: false,
+        "the host process running the case did not answer within the case's hard wall cap",
+        "The worker running the case gave no answer within the hard cap (the time its calls may \
+         take, each up to the timeout plus a slack, plus each module's compile timeout and a \
+         slack for loading) and was killed. A \
+         host call that blocks past the deadline, a deadline that never fires and a deadlock \
+         in the host all end here.";
+    HostRssExceeded = "host-rss-exceeded", Runtime, Error, overridable: false,
+        "the host process's resident memory passed the case's bound",
+        "The peak resident set size of the process running the case, as the kernel counts it \
+         (`wait4`, or `VmHWM` reset per case), passed the case's `max-host-rss` bound (by \
+         default the policy's memory limit per plugin plus a fixed overhead). This is memory \
+         the host spent for the plugin that its limits did not charge. Past twice the bound \
+         the worker is killed.";
 }
 
 /// A string that names no code in the catalog.

@@ -38,10 +38,21 @@ pub struct Opts {
     #[arg(long, value_name = "FILE")]
     xfail: Option<PathBuf>,
 
+    /// Judge another plugin host: run every case through PROGRAM, an adapter that speaks the
+    /// worker protocol (corpus/README.md) for that host, instead of Stockade's own worker.
+    #[arg(long, value_name = "PROGRAM")]
+    adapter: Option<PathBuf>,
+
+    /// Cases one worker process runs before a fresh one replaces it (1: a process per case).
+    /// Workers are replaced anyway after a fault or when they grow; left out, that is the only
+    /// limit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    cases_per_worker: Option<u64>,
+
     /// Merge the conformance.json reports of shards instead of running anything: shards 1..N of
     /// one partition, each exactly once, of the same tool, policy and corpus (anything else is
     /// refused with exit 1 and no report).
-    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs"])]
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs", "adapter", "cases_per_worker"])]
     merge: Vec<PathBuf>,
 }
 
@@ -51,6 +62,12 @@ Examples:
   stockade conform --policy policies/registry-strict.toml --report-dir out/
   stockade conform --partition 1/4 --report-dir shard1/
   stockade conform --merge shard*/conformance.json --report-dir reports/
+  stockade conform --adapter target/release/stockade-extism-adapter --report-dir reports/peers/extism/
+
+Every case runs in a worker process (`stockade worker`, or the --adapter), measured from
+outside: peak RSS (wait4, or VmHWM reset per case), CPU (wait4 or /proc/PID/stat) and wall
+time (this process's clock). A worker that crashes or passes its hard caps fails that case
+with `crash`, `hang` or `host-rss-exceeded`, and the run goes on.
 
 Reports (written atomically into --report-dir):
   conformance.json          canonical; its JSON Schema is reports/conformance.schema.json
@@ -118,7 +135,17 @@ impl Opts {
             progress.set_message(case.id.clone());
             progress.inc(1);
         };
+        let worker = match &self.adapter {
+            Some(program) => conform::WorkerCommand { program: program.clone(), args: Vec::new() },
+            None => conform::WorkerCommand {
+                program: std::env::current_exe().context("cannot find this program to start its workers")?,
+                args: vec!["worker".into()],
+            },
+        };
         let options = RunOptions {
+            worker,
+            adapter: self.adapter.as_ref().map(|p| stockade::report::display_path(p)),
+            cases_per_worker: self.cases_per_worker.map(|n| n as usize),
             corpus: &self.corpus,
             policy: &policy,
             policy_digest,

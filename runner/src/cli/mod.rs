@@ -12,6 +12,7 @@ mod explain;
 mod inspect;
 mod run;
 mod vet;
+mod worker;
 
 /// Exit status when a policy or budget said no (findings, failed cases, regressions).
 pub const EXIT_FINDINGS: u8 = 1;
@@ -39,6 +40,8 @@ pub enum Command {
     Run(run::Opts),
     Conform(conform::Opts),
     Explain(explain::Opts),
+    #[command(hide = true)]
+    Worker(worker::Opts),
 }
 
 impl Command {
@@ -49,6 +52,7 @@ impl Command {
             Command::Run(opts) => opts.run(),
             Command::Conform(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
+            Command::Worker(opts) => opts.run(),
         }
     }
 }

@@ -13,8 +13,11 @@
 //! function = "spin"
 //! expect = "timeout"                             # the runtime code
 //! stage = "call"                                 # load | instantiate | call (default call)
-//! within-timeout = 1.2                           # instantiate + call within 1.2x the timeout
 //! ```
+//!
+//! Every call is held to the same time bounds, measured by the worker's clock and `getrusage`:
+//! wall time at most the timeout plus `WALL_SLACK`, CPU after the deadline at most
+//! `CPU_AFTER_DEADLINE_SLACK`. The worker's peak RSS is held to `max-host-rss`.
 //!
 //! Placeholders are replaced in the text before it is read: `{case}`, the case directory's
 //! absolute path; `{http}`, the `127.0.0.1:PORT` of a loopback HTTP server started for the
@@ -86,6 +89,10 @@ pub struct CaseFile {
     /// Unix sockets to bind in the scratch directory before the case runs.
     #[serde(default)]
     pub scratch_sockets: Vec<String>,
+    /// The peak RSS the process running the case may reach, as the kernel counts it; by
+    /// default the policy's memory limit per plugin plus a fixed overhead (`RSS_OVERHEAD`).
+    #[serde(default)]
+    pub max_host_rss: Option<Bytes>,
     #[serde(default, rename = "call")]
     pub calls: Vec<CallSpec>,
 }
@@ -127,12 +134,6 @@ pub struct CallSpec {
     pub output_contains: Option<String>,
     #[serde(default)]
     pub error_contains: Option<String>,
-    /// Instantiation and call together must end within this many times the policy's timeout.
-    #[serde(default, deserialize_with = "crate::units::factor_in::<_, 1, 1_000_000>")]
-    pub within_timeout: Option<f64>,
-    /// The peak of the plugin's memories may be at most this (it may never pass the limit).
-    #[serde(default)]
-    pub max_peak_memory: Option<Bytes>,
 }
 
 impl CallSpec {

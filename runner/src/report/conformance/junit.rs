@@ -13,7 +13,7 @@ pub fn render(c: &Conformance) -> String {
         "<testsuites name=\"stockade conform\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\">",
         s.total,
         s.failed + s.xpass,
-        s.xfail,
+        s.xfail + s.not_applicable,
         c.duration_ms / 1000.0,
         x(&c.started_at)
     );
@@ -26,7 +26,7 @@ pub fn render(c: &Conformance) -> String {
             x(class),
             n.total,
             n.failed + n.xpass,
-            n.xfail,
+            n.xfail + n.not_applicable,
             x(&c.started_at)
         );
         let _ = writeln!(out, "    <properties>");
@@ -49,19 +49,26 @@ pub fn render(c: &Conformance) -> String {
                 super::actual(case),
                 case.problems.join("\n")
             );
+            let figures = format!("      <system-out>{}</system-out>\n    </testcase>", x(&super::host_line(case)));
             match case.verdict {
-                Verdict::Pass => out.push_str("/>\n"),
+                Verdict::Pass => {
+                    let _ = writeln!(out, ">\n{figures}");
+                }
                 Verdict::Xfail => {
                     let reason = case.xfail_reason.as_deref().unwrap_or("");
-                    let _ = writeln!(out, ">\n      <skipped message=\"expected failure: {}\"/>\n    </testcase>", x(reason));
+                    let _ = writeln!(out, ">\n      <skipped message=\"expected failure: {}\"/>\n{figures}", x(reason));
+                }
+                Verdict::NotApplicable => {
+                    let reason = case.problems.first().map(String::as_str).unwrap_or("not applicable");
+                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n{figures}", x(reason));
                 }
                 Verdict::Fail | Verdict::Xpass => {
                     let message = case.problems.first().map(String::as_str).unwrap_or("failed");
                     let _ = writeln!(
                         out,
-                        ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
+                        ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n{figures}",
                         x(message),
-                        case.verdict.as_str(),
+                        case.fault.map_or(case.verdict.as_str(), |code| code.as_str()),
                         x(&details)
                     );
                 }

@@ -80,3 +80,21 @@ fn expectation(case: &crate::conform::CaseResult) -> String {
 fn actual(case: &crate::conform::CaseResult) -> String {
     steps(case, |s| s.actual.to_string()).join("; ")
 }
+
+/// A case's figures as the operating system measured them, in one line.
+fn host_line(case: &crate::conform::CaseResult) -> String {
+    let h = &case.host;
+    format!(
+        "worker peak RSS {} (bound {}), CPU {:.0} ms user + {:.0} ms system, wall {:.0} ms (measured by {})",
+        mib(h.peak_rss_bytes),
+        mib(h.rss_bound_bytes),
+        h.user_cpu_ms,
+        h.system_cpu_ms,
+        h.wall_ms,
+        h.measured_by
+    )
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}

@@ -1,0 +1,155 @@
+//! What the operating system says a process cost: the only figures a case is graded on.
+
+use std::time::Duration;
+
+/// User + system CPU of this whole process, every thread (`getrusage(RUSAGE_SELF)`).
+pub fn own_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given and touches nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32).saturating_mul(1000))
+}
+
+/// A process's figures as `wait4` reports them when it has ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ended {
+    /// The raw wait status.
+    pub status: i32,
+    pub peak_rss_bytes: u64,
+    pub user_cpu: Duration,
+    pub system_cpu: Duration,
+}
+
+impl Ended {
+    /// How it ended, in words.
+    pub fn describe(&self) -> String {
+        let status = self.status;
+        if libc::WIFEXITED(status) {
+            format!("exited with status {}", libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            let name = match signal {
+                libc::SIGABRT => " (SIGABRT: an abort)",
+                libc::SIGKILL => " (SIGKILL: the OOM killer, or a cap)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGXFSZ => " (SIGXFSZ: past the file-size cap)",
+                _ => "",
+            };
+            format!("was killed by signal {signal}{name}")
+        } else {
+            format!("ended with wait status {status:#x}")
+        }
+    }
+
+    pub fn exited_cleanly(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+}
+
+/// Reaps `pid` if it has ended (`block`: wait until it has), with its resource usage.
+pub fn reap(pid: i32, block: bool) -> std::io::Result<Option<Ended>> {
+    let mut status = 0;
+    // SAFETY: wait4 writes the status and the rusage it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        let reaped = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if reaped == pid {
+            return Ok(Some(Ended {
+                status,
+                // ru_maxrss is in KiB on Linux.
+                peak_rss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
+                user_cpu: timeval(usage.ru_utime),
+                system_cpu: timeval(usage.ru_stime),
+            }));
+        }
+        if reaped == 0 {
+            return Ok(None);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// A live process's figures from /proc (Linux).
+pub struct Proc {
+    pid: i32,
+}
+
+impl Proc {
+    pub fn new(pid: i32) -> Proc {
+        Proc { pid }
+    }
+
+    /// Resets the peak RSS (`VmHWM`) to the current RSS, so that the next peak is the next
+    /// case's own: writing 5 to clear_refs.
+    pub fn reset_peak_rss(&self) -> std::io::Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5")
+    }
+
+    /// `VmHWM` and `VmRSS`, in bytes.
+    pub fn rss(&self) -> std::io::Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kib| kib * 1024)
+                .ok_or_else(|| std::io::Error::other(format!("no {name} in /proc/{}/status", self.pid)))
+        };
+        Ok((field("VmHWM:")?, field("VmRSS:")?))
+    }
+
+    /// The current RSS, cheaply (`statm`), for watching a case while it runs.
+    pub fn current_rss(&self) -> std::io::Result<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid))?;
+        let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        Ok(pages * page_size())
+    }
+
+    /// User and system CPU so far, every thread (`/proc/PID/stat`, in clock ticks).
+    pub fn cpu(&self) -> std::io::Result<(Duration, Duration)> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // The command name, field 2, may hold spaces and parentheses: count from the last `)`.
+        let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state is field 3, utime 14, stime 15 (1-based).
+        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let hz = clock_ticks();
+        let to_duration = |ticks: u64| Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / hz);
+        Ok((to_duration(tick(11)), to_duration(tick(12))))
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
+}
+
+/// A duration in milliseconds, to the microsecond, as reports give them.
+pub fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Hands the memory the allocator keeps back to the system, so that the next case's peak RSS
+/// starts from what is live rather than what the last case freed.
+pub fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory at the top of glibc's arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,0 +1,349 @@
+//! The parent's side of the worker protocol: starts worker processes, hands each a case, and
+//! measures it from outside (peak RSS, CPU, wall) while enforcing hard caps. A worker that
+//! panics, aborts, is killed, hangs or balloons takes only its own case down.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::code::Code;
+
+use super::accounting::{self, Ended, Proc};
+use super::protocol::{WORKER_PROTOCOL, WorkerRequest, WorkerResponse};
+
+/// The program that runs cases, and its arguments.
+#[derive(Clone, Debug)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// Every worker runs under these, whatever host it drives: no core dumps (an abort is a
+/// finding, not a 2 GB file), and no file past 256 MiB (a host without disk quotas cannot fill
+/// the disk; a write past it ends the worker with SIGXFSZ).
+const FILE_SIZE_CAP: u64 = 256 << 20;
+/// How often a running case's RSS and wall clock are looked at.
+const WATCH_INTERVAL: Duration = Duration::from_millis(5);
+/// A worker whose RSS between cases has grown this much past what it held after its first case
+/// is replaced, so that what one case left behind is not counted against the next.
+const RECYCLE_GROWTH: u64 = 32 << 20;
+/// A response line longer than this is a fault of the worker.
+const MAX_RESPONSE: u64 = 512 << 20;
+/// How much of a worker's stderr is kept, from the end, to say why it died.
+const STDERR_TAIL: usize = 2048;
+
+/// The hard caps of one case: past them the worker is killed.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    pub wall: Duration,
+    pub rss_bytes: u64,
+}
+
+/// The case's figures as the operating system measured them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Figures {
+    pub peak_rss_bytes: u64,
+    pub user_cpu: Duration,
+    pub system_cpu: Duration,
+    pub wall: Duration,
+    /// The figures are `wait4`'s for a worker that ran this case alone; otherwise /proc's for
+    /// this case's span of a longer-lived worker (peak RSS reset before it).
+    pub by_wait4: bool,
+}
+
+/// How a case came back.
+pub enum Ran {
+    Answered(WorkerResponse),
+    /// The worker crashed, hung or passed its RSS cap: `crash`, `hang` or `host-rss-exceeded`.
+    Fault { code: Code, message: String },
+}
+
+/// Runs cases, one at a time, in worker processes it keeps (up to `cases_per_worker` cases
+/// each; `None`: until one faults or grows).
+pub struct Supervisor {
+    command: WorkerCommand,
+    cases_per_worker: Option<usize>,
+    worker: Option<Worker>,
+}
+
+impl Supervisor {
+    pub fn new(command: WorkerCommand, cases_per_worker: Option<usize>) -> Supervisor {
+        Supervisor { command, cases_per_worker, worker: None }
+    }
+
+    /// Runs one case. An error is the tool's (the worker cannot be started at all).
+    pub fn run(&mut self, request: &WorkerRequest, caps: Caps) -> std::io::Result<(Ran, Figures)> {
+        let mut worker = match self.worker.take() {
+            Some(worker) => worker,
+            None => Worker::spawn(&self.command)?,
+        };
+        let last_case = self.cases_per_worker.is_some_and(|n| worker.cases + 1 >= n);
+        let (ran, figures, alive) = worker.run(request, caps, last_case);
+        if alive {
+            worker.cases += 1;
+            if !last_case && !worker.grown() {
+                self.worker = Some(worker);
+            } else {
+                worker.retire();
+            }
+        }
+        Ok((ran, figures))
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.retire();
+        }
+    }
+}
+
+struct Worker {
+    child: Child,
+    pid: i32,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    proc: Proc,
+    cases: usize,
+    /// RSS after the first case: the worker's settled size.
+    settled_rss: Option<u64>,
+}
+
+impl Worker {
+    fn spawn(command: &WorkerCommand) -> std::io::Result<Worker> {
+        let mut builder = Command::new(&command.program);
+        builder.args(&command.args).env("RUST_BACKTRACE", "0").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            builder.pre_exec(|| {
+                let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                let file = libc::rlimit { rlim_cur: FILE_SIZE_CAP, rlim_max: FILE_SIZE_CAP };
+                if libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 || libc::setrlimit(libc::RLIMIT_FSIZE, &file) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = builder
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start the worker {}: {e}", command.program.display())))?;
+        let pid = child.id() as i32;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr_pipe = child.stderr.take().expect("stderr is piped");
+        let (send, lines) = mpsc::channel();
+        std::thread::Builder::new().name(format!("worker-{pid}-out")).spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                let mut line = Vec::new();
+                match (&mut reader).take(MAX_RESPONSE).read_until(b'\n', &mut line) {
+                    Ok(0) => return,
+                    Ok(_) if line.last() != Some(&b'\n') => {
+                        let _ = send.send(Err(std::io::Error::other(if line.len() as u64 >= MAX_RESPONSE {
+                            format!("a response line longer than {MAX_RESPONSE} bytes")
+                        } else {
+                            "a response cut off by the end of its output".to_string()
+                        })));
+                        return;
+                    }
+                    Ok(_) => {
+                        if send.send(Ok(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = send.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        })?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let tail = stderr.clone();
+        std::thread::Builder::new().name(format!("worker-{pid}-err")).spawn(move || {
+            let mut pipe = stderr_pipe;
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    return;
+                }
+                let mut kept = tail.lock().unwrap_or_else(|e| e.into_inner());
+                kept.extend_from_slice(&buffer[..n]);
+                if kept.len() > STDERR_TAIL {
+                    let cut = kept.len() - STDERR_TAIL;
+                    kept.drain(..cut);
+                }
+            }
+        })?;
+        let stdin = child.stdin.take();
+        Ok(Worker { child, pid, stdin, lines, stderr, proc: Proc::new(pid), cases: 0, settled_rss: None })
+    }
+
+    /// Runs one case: (how it came back, its figures, whether the worker is still usable).
+    fn run(&mut self, request: &WorkerRequest, caps: Caps, last_case: bool) -> (Ran, Figures, bool) {
+        let fault = |code, message: String| Ran::Fault { code, message };
+        let _ = self.proc.reset_peak_rss();
+        let cpu_before = self.proc.cpu().unwrap_or_default();
+        let started = Instant::now();
+        let mut line = match serde_json::to_vec(request) {
+            Ok(line) => line,
+            Err(e) => return (fault(Code::Crash, format!("the request does not serialize: {e}")), Figures::default(), true),
+        };
+        line.push(b'\n');
+        if let Err(e) = self.send(line) {
+            let ended = self.end();
+            return (fault(Code::Crash, format!("the worker would not take the case ({e}); it {}", self.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
+        }
+        loop {
+            match self.lines.recv_timeout(WATCH_INTERVAL) {
+                Ok(Ok(answer)) => {
+                    let wall = started.elapsed();
+                    let response = match serde_json::from_slice::<WorkerResponse>(&answer) {
+                        Ok(response) if response.protocol == WORKER_PROTOCOL => response,
+                        Ok(response) => {
+                            let ended = self.kill();
+                            let message = format!("the worker answered in protocol `{}`, not {WORKER_PROTOCOL}", response.protocol);
+                            return (fault(Code::Crash, message), self.ended_figures(&ended, started, cpu_before), false);
+                        }
+                        Err(e) => {
+                            let ended = self.kill();
+                            return (fault(Code::Crash, format!("the worker's answer does not parse: {e}")), self.ended_figures(&ended, started, cpu_before), false);
+                        }
+                    };
+                    if last_case {
+                        // The worker ran this case alone (or last): wait4 has its exact figures.
+                        self.stdin.take();
+                        let ended = self.end();
+                        let mut figures = self.ended_figures(&ended, started, cpu_before);
+                        figures.wall = wall;
+                        return (Ran::Answered(response), figures, false);
+                    }
+                    let (peak, now) = self.proc.rss().unwrap_or_default();
+                    let (user, system) = self.proc.cpu().unwrap_or_default();
+                    self.settled_rss.get_or_insert(now);
+                    let figures = Figures {
+                        peak_rss_bytes: peak,
+                        user_cpu: user.saturating_sub(cpu_before.0),
+                        system_cpu: system.saturating_sub(cpu_before.1),
+                        wall,
+                        by_wait4: false,
+                    };
+                    return (Ran::Answered(response), figures, true);
+                }
+                Ok(Err(e)) => {
+                    let ended = self.end();
+                    return (fault(Code::Crash, format!("{e}; the worker {}", self.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let ended = self.end();
+                    let message = format!("the worker {} without answering", self.why(&ended));
+                    return (fault(Code::Crash, message), self.ended_figures(&ended, started, cpu_before), false);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if started.elapsed() > caps.wall {
+                        let ended = self.kill();
+                        let message = format!("no answer within the hard cap of {:?}; the worker was killed", caps.wall);
+                        return (fault(Code::Hang, message), self.ended_figures(&ended, started, cpu_before), false);
+                    }
+                    let rss = self.proc.current_rss().unwrap_or(0);
+                    if rss > caps.rss_bytes {
+                        let ended = self.kill();
+                        let message = format!(
+                            "the worker's RSS reached {} past the hard cap of {}; it was killed",
+                            bytesize::ByteSize(rss).display().iec(),
+                            bytesize::ByteSize(caps.rss_bytes).display().iec()
+                        );
+                        return (fault(Code::HostRssExceeded, message), self.ended_figures(&ended, started, cpu_before), false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, line: Vec<u8>) -> std::io::Result<()> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| std::io::Error::other("stdin is closed"))?;
+        // A pipe holds 64 KiB: a longer request is written from a thread, so that a worker that
+        // stops reading cannot block the watch that kills it.
+        if line.len() < 32 << 10 {
+            stdin.write_all(&line)?;
+            return stdin.flush();
+        }
+        let mut stdin = self.stdin.take().expect("checked above");
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = stdin.write_all(&line).and_then(|()| stdin.flush());
+            let _ = done.send((stdin, outcome));
+        });
+        // Wait for the write here only briefly; the case's watch covers a worker that stalls.
+        match result.recv_timeout(Duration::from_secs(5)) {
+            Ok((stdin, outcome)) => {
+                self.stdin = Some(stdin);
+                outcome
+            }
+            Err(_) => Err(std::io::Error::other("the worker did not read its request within 5 s")),
+        }
+    }
+
+    fn grown(&self) -> bool {
+        let now = self.proc.rss().map(|(_, now)| now).unwrap_or(u64::MAX);
+        self.settled_rss.is_some_and(|settled| now > settled.saturating_add(RECYCLE_GROWTH))
+    }
+
+    /// Waits for a worker that is ending (it closed its output, or its input was closed) to
+    /// end, for at most two seconds, and kills it after that.
+    fn end(&mut self) -> Ended {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match accounting::reap(self.pid, false) {
+                Ok(Some(ended)) => return ended,
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(_) => return Ended::default(),
+            }
+        }
+        self.kill()
+    }
+
+    fn kill(&mut self) -> Ended {
+        let _ = self.child.kill();
+        accounting::reap(self.pid, true).ok().flatten().unwrap_or_default()
+    }
+
+    /// How the worker ended, with the end of what it printed to stderr.
+    fn why(&self, ended: &Ended) -> String {
+        let stderr = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        let text = String::from_utf8_lossy(&stderr);
+        // The last lines that say something: a panic's message and location, not its advice.
+        let said: Vec<&str> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note: ")).collect();
+        let last = said[said.len().saturating_sub(2)..].join(" / ");
+        if last.is_empty() {
+            ended.describe()
+        } else {
+            format!("{} (stderr: {})", ended.describe(), crate::report::escape::line(&last))
+        }
+    }
+
+    /// `wait4`'s figures; for a worker that ran earlier cases, its CPU from before this case
+    /// taken off (its peak RSS was reset before this case, which `wait4` honours).
+    fn ended_figures(&self, ended: &Ended, started: Instant, cpu_before: (Duration, Duration)) -> Figures {
+        let (user_before, system_before) = if self.cases > 0 { cpu_before } else { Default::default() };
+        Figures {
+            peak_rss_bytes: ended.peak_rss_bytes,
+            user_cpu: ended.user_cpu.saturating_sub(user_before),
+            system_cpu: ended.system_cpu.saturating_sub(system_before),
+            wall: started.elapsed(),
+            by_wait4: true,
+        }
+    }
+
+    /// Closes the worker's input and lets it end; kills it if it will not.
+    fn retire(mut self) {
+        self.stdin.take();
+        self.end();
+    }
+}

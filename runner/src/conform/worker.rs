@@ -1,0 +1,250 @@
+//! Stockade's own worker (`stockade worker`): runs the cases `conform` sends it in its sandbox,
+//! one at a time, and reports each step with what it cost. It grades nothing.
+
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::code::{Code, Severity};
+use crate::document::Origin;
+use crate::policy::Policy;
+use crate::sandbox::{Input, Load, LoadOptions, Outcome, Plugin, Sandbox, Stage};
+use crate::source::PluginFile;
+
+use super::accounting::{self, millis};
+use super::protocol::{StepReport, WORKER_PROTOCOL, WorkerRequest, WorkerResponse};
+
+/// Ways to make the worker fail on purpose, to prove that `conform` survives a worker that
+/// dies and still reports every other case. For testing the harness only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// Panic before running the case.
+    Panic,
+    /// Abort the process.
+    Abort,
+    /// Hold 1 GiB of touched memory, then run the case.
+    Leak,
+    /// Sleep without end.
+    Hang,
+}
+
+/// Serves requests from `input` until it closes, answering each on `output`. `faults` makes
+/// the cases it names fail on purpose.
+pub fn serve(input: impl BufRead, mut output: impl Write, faults: &[(String, Fault)]) -> std::io::Result<()> {
+    let mut held = Vec::new();
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let response = match serde_json::from_str::<WorkerRequest>(&line) {
+            Ok(request) => {
+                if let Some((_, fault)) = faults.iter().find(|(id, _)| *id == request.id) {
+                    inject(*fault, &mut held);
+                }
+                execute(&request)
+            }
+            Err(e) => WorkerResponse {
+                protocol: WORKER_PROTOCOL.into(),
+                host: host(),
+                not_applicable: Some(format!("the request does not parse: {e}")),
+                steps: Vec::new(),
+            },
+        };
+        serde_json::to_writer(&mut output, &response)?;
+        output.write_all(b"\n")?;
+        output.flush()?;
+        accounting::trim_heap();
+    }
+    Ok(())
+}
+
+fn inject(fault: Fault, held: &mut Vec<Vec<u8>>) {
+    match fault {
+        Fault::Panic => panic!("injected fault: panic"),
+        Fault::Abort => std::process::abort(),
+        Fault::Leak => held.push(vec![1u8; 1 << 30]),
+        Fault::Hang => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+    }
+}
+
+fn host() -> String {
+    format!("stockade {} (wasmtime {})", env!("CARGO_PKG_VERSION"), crate::WASMTIME_VERSION)
+}
+
+/// Runs one case: each module loaded, then each call made, stopping at the first module that
+/// does not load.
+pub fn execute(request: &WorkerRequest) -> WorkerResponse {
+    let mut response = WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), not_applicable: None, steps: Vec::new() };
+    if request.protocol != WORKER_PROTOCOL {
+        response.not_applicable = Some(format!("protocol `{}`; this worker speaks {WORKER_PROTOCOL}", request.protocol));
+        return response;
+    }
+    let started = Measure::start();
+    let failed_before_loading = |message: String, response: &mut WorkerResponse| {
+        response.steps.push(StepReport {
+            error: Some(message),
+            ..started.finish(Code::Ok, Stage::Load, None)
+        });
+    };
+    let policy = match read_policy(request) {
+        Ok(policy) => policy,
+        Err(message) => {
+            failed_before_loading(format!("the policy: {message}"), &mut response);
+            return response;
+        }
+    };
+    let sandbox = match Sandbox::new(&policy) {
+        Ok(sandbox) => sandbox,
+        Err(e) => {
+            failed_before_loading(format!("cannot create the sandbox: {e}"), &mut response);
+            return response;
+        }
+    };
+    let options = LoadOptions {
+        manifest: request.manifest.as_ref().map(Into::into),
+        config: request.config.clone(),
+        skip_static_check: request.skip_static_check,
+        instance_reuse: None,
+    };
+    let mut plugins: Vec<Plugin> = Vec::new();
+    for module in &request.modules {
+        let measure = Measure::start();
+        let load = PluginFile::read(std::path::Path::new(module)).map_err(|e| e.to_string()).and_then(|file| {
+            sandbox.load(&file, &options).map_err(|e| format!("cannot load {module}: {e}"))
+        });
+        let (step, plugin) = match load {
+            // Not the plugin's doing: reported as an error with code `ok`, which no
+            // expectation of a refusal matches.
+            Err(message) => (StepReport { error: Some(message), ..measure.finish(Code::Ok, Stage::Load, None) }, None),
+            Ok(load) => load_step(load, measure),
+        };
+        response.steps.push(step);
+        match plugin {
+            Some(plugin) => plugins.push(plugin),
+            None => return response,
+        }
+    }
+    for call in &request.calls {
+        let Some(plugin) = plugins.get(call.module) else {
+            response.not_applicable = Some(format!("call `{}` names module {}, which is not loaded", call.function, call.module));
+            return response;
+        };
+        let input = Input { bytes: call.input_bytes(), args: call.args.clone() };
+        for _ in 0..call.repeat.max(1) {
+            let measure = Measure::start();
+            let deadline = DeadlineSampler::arm(policy.limits.timeout.get());
+            let outcome = plugin.call(&call.function, &input);
+            let after_deadline = deadline.disarm();
+            let mut step = call_step(outcome, measure);
+            step.cpu_after_deadline_ms = Some(millis(after_deadline));
+            response.steps.push(step);
+        }
+    }
+    response
+}
+
+fn read_policy(request: &WorkerRequest) -> Result<Policy, String> {
+    let table: toml::Table = serde_json::from_value(request.policy.clone()).map_err(|e| e.to_string())?;
+    let text = toml::to_string(&table).map_err(|e| e.to_string())?;
+    Policy::from_toml(&text, Origin::Builtin("the worker request")).map_err(|e| e.to_string())
+}
+
+fn load_step(load: Load, measure: Measure) -> (StepReport, Option<Plugin>) {
+    match load {
+        Load::Ready(plugin) => {
+            let findings = plugin.vetting().findings.iter().map(|f| f.code).collect();
+            (StepReport { findings, ..measure.finish(Code::Ok, Stage::Load, None) }, Some(plugin))
+        }
+        Load::Refused(vetting) => {
+            let findings: Vec<Code> = vetting.findings.iter().map(|f| f.code).collect();
+            let refused_by: Vec<Code> =
+                vetting.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.code).collect();
+            let code = refused_by.first().copied().unwrap_or(Code::Ok);
+            (StepReport { findings, refused_by, ..measure.finish(code, Stage::Load, None) }, None)
+        }
+        Load::Failed(outcome) => (StepReport { error: outcome.error.clone(), ..measure.finish(outcome.code, outcome.stage, None) }, None),
+    }
+}
+
+fn call_step(outcome: Outcome, measure: Measure) -> StepReport {
+    let output = outcome.output.as_deref();
+    StepReport {
+        error: outcome.error.clone(),
+        output_bytes: output.map_or(0, |o| o.len() as u64),
+        ..measure.finish(outcome.code, outcome.stage, output)
+    }
+}
+
+/// The clock and the CPU accounting at a step's start.
+struct Measure {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Measure {
+    fn start() -> Measure {
+        Measure { wall: Instant::now(), cpu: accounting::own_cpu() }
+    }
+
+    fn finish(&self, code: Code, stage: Stage, output: Option<&[u8]>) -> StepReport {
+        StepReport {
+            code,
+            stage,
+            error: None,
+            findings: Vec::new(),
+            refused_by: Vec::new(),
+            output: output.map(|o| String::from_utf8_lossy(o).into_owned()),
+            output_bytes: 0,
+            wall_ms: millis(self.wall.elapsed()),
+            cpu_ms: millis(accounting::own_cpu().saturating_sub(self.cpu)),
+            cpu_after_deadline_ms: None,
+        }
+    }
+}
+
+/// Reads the process's CPU at a call's deadline, from a thread that sleeps until then, so
+/// that the CPU spent after it can be told from the CPU spent before.
+struct DeadlineSampler {
+    shared: Arc<(Mutex<Option<Duration>>, Condvar, Mutex<bool>)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeadlineSampler {
+    fn arm(timeout: Duration) -> DeadlineSampler {
+        let shared = Arc::new((Mutex::new(None), Condvar::new(), Mutex::new(false)));
+        let deadline = Instant::now() + timeout;
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("deadline-sampler".into())
+            .spawn(move || {
+                let (sample, wake, done) = &*theirs;
+                let mut finished = done.lock().unwrap_or_else(|e| e.into_inner());
+                while !*finished {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        *sample.lock().unwrap_or_else(|e| e.into_inner()) = Some(accounting::own_cpu());
+                        return;
+                    }
+                    finished = wake.wait_timeout(finished, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            })
+            .ok();
+        DeadlineSampler { shared, thread }
+    }
+
+    /// The CPU spent since the deadline; zero when the call ended before it.
+    fn disarm(mut self) -> Duration {
+        let now = accounting::own_cpu();
+        let (sample, wake, done) = &*self.shared;
+        *done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let at_deadline = *sample.lock().unwrap_or_else(|e| e.into_inner());
+        at_deadline.map_or(Duration::ZERO, |at| now.saturating_sub(at))
+    }
+}
