@@ -174,19 +174,6 @@ where
     int_in::<D, T, MIN, MAX>(deserializer).map(Some)
 }
 
-/// A finite number between `MIN_MILLI` / 1000 and `MAX_MILLI` / 1000 (factors such as
-/// `within-timeout = 1.5`); NaN and infinities are refused.
-pub fn factor_in<'de, D: Deserializer<'de>, const MIN_MILLI: u64, const MAX_MILLI: u64>(
-    deserializer: D,
-) -> Result<Option<f64>, D::Error> {
-    let value = f64::deserialize(deserializer)?;
-    let (min, max) = (MIN_MILLI as f64 / 1000.0, MAX_MILLI as f64 / 1000.0);
-    if !value.is_finite() || value < min || value > max {
-        return Err(serde::de::Error::custom(format!("{value} is out of range ({min} to {max})")));
-    }
-    Ok(Some(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,8 +276,7 @@ fn operator_values_out_of_range_are_tool_errors_with_line_and_field() {
 
     // A corpus case is the operator's input too.
     for (body, field) in [
-        ("within-timeout = nan", "field `call[0].within-timeout`"),
-        ("within-timeout = -1.0", "field `call[0].within-timeout`"),
+        ("repeat = 0", "field `call[0].repeat`"),
         ("input-repeat = 99999999999999", "field `call[0].input-repeat`"),
     ] {
         let corpus = tempfile::tempdir().unwrap();

@@ -58,6 +58,7 @@ pub fn merge(parts: Vec<(Conformance, String, String)>) -> Result<Conformance, M
             ("schema", &merged.schema, &part.schema),
             ("policy", &merged.policy.sha256, &part.policy.sha256),
             ("corpus", &merged.corpus.sha256, &part.corpus.sha256),
+            ("host", &merged.host, &part.host),
         ] {
             if a != b {
                 return Err(MergeError::DifferentRuns(format!("{what} {a} vs {b}")));

@@ -13,7 +13,7 @@ h1 { margin-bottom: .2rem; } .pass { color: #17803d; } .fail { color: #c0262d; }
 table { border-collapse: collapse; width: 100%; margin: 1rem 0; } th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ddd; vertical-align: top; }
 th { background: #f4f4f6; } td.num { text-align: right; } code { font-size: 90%; }
 .badge { display: inline-block; padding: .1rem .5rem; border-radius: .3rem; color: #fff; font-weight: 600; }
-.badge.pass { background: #17803d; } .badge.fail, .badge.xpass { background: #c0262d; } .badge.xfail { background: #a15c00; }
+.badge.pass { background: #17803d; } .badge.fail, .badge.xpass { background: #c0262d; } .badge.xfail { background: #a15c00; } .badge.not-applicable { background: #77777d; }
 .problems { margin: .2rem 0 0 1rem; color: #c0262d; } .meta td:first-child { width: 8rem; color: #555; }
 .legend span { margin-right: 1rem; } .legend i { display: inline-block; width: .8rem; height: .8rem; margin-right: .3rem; vertical-align: middle; }
 ";
@@ -21,6 +21,7 @@ th { background: #f4f4f6; } td.num { text-align: right; } code { font-size: 90%;
 const PASS_COLOR: &str = "#17803d";
 const FAIL_COLOR: &str = "#c0262d";
 const XFAIL_COLOR: &str = "#e0a030";
+const NA_COLOR: &str = "#9a9aa0";
 
 pub fn render(c: &Conformance) -> String {
     let s = &c.summary;
@@ -34,6 +35,7 @@ pub fn render(c: &Conformance) -> String {
     let _ = writeln!(out, "<p>{}.</p>", e(&s.sentence()));
     let _ = writeln!(out, "<table class=\"meta\">");
     let _ = writeln!(out, "<tr><td>tool</td><td>{} {} (wasmtime {}, wasmparser {})</td></tr>", e(&c.tool.name), e(&c.tool.version), e(&c.tool.wasmtime), e(&c.tool.wasmparser));
+    let _ = writeln!(out, "<tr><td>host</td><td>{}</td></tr>", e(&super::host_under_test(c)));
     let _ = writeln!(out, "<tr><td>policy</td><td><code>{}</code> sha256 <code>{}</code></td></tr>", e(&c.policy.name), e(&c.policy.sha256));
     let _ = writeln!(out, "<tr><td>corpus</td><td><code>{}</code> sha256 <code>{}</code></td></tr>", e(&c.corpus.name), e(&c.corpus.sha256));
     if let Some(p) = &c.partition {
@@ -46,10 +48,34 @@ pub fn render(c: &Conformance) -> String {
     out.push_str(&chart(c));
     let _ = writeln!(
         out,
-        "<p class=\"legend\"><span><i style=\"background:{PASS_COLOR}\"></i>pass</span><span><i style=\"background:{FAIL_COLOR}\"></i>fail or unexpected pass</span><span><i style=\"background:{XFAIL_COLOR}\"></i>expected failure</span></p>"
+        "<p class=\"legend\"><span><i style=\"background:{PASS_COLOR}\"></i>pass</span><span><i style=\"background:{FAIL_COLOR}\"></i>fail or unexpected pass</span><span><i style=\"background:{XFAIL_COLOR}\"></i>expected failure</span><span><i style=\"background:{NA_COLOR}\"></i>not applicable</span></p>"
     );
 
-    let _ = writeln!(out, "<h2>Cases</h2>\n<table>\n<tr><th>case</th><th>class</th><th>verdict</th><th>expected</th><th>actual</th><th>time</th></tr>");
+    let _ = writeln!(out, "<h2>Highest cost</h2>\n<p><small>{}.</small></p>", e(super::MEASURED_WHERE));
+    for (title, cases) in [
+        ("peak RSS", super::top(c, 10, |k| k.host.peak_rss_bytes as f64)),
+        ("CPU", super::top(c, 10, super::cpu_ms)),
+    ] {
+        let _ = writeln!(
+            out,
+            "<table class=\"top\">\n<tr><th>highest {title}</th><th>peak RSS</th><th>bound</th><th>CPU</th><th>wall</th></tr>"
+        );
+        for case in cases {
+            let _ = writeln!(
+                out,
+                "<tr><td><a href=\"#{}\"><code>{}</code></a></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{:.0} ms</td></tr>",
+                e(&case.id),
+                e(&case.id),
+                super::mib(case.host.peak_rss_bytes),
+                super::mib(case.host.rss_bound_bytes),
+                super::cpu_ms(case),
+                case.host.wall_ms
+            );
+        }
+        out.push_str("</table>\n");
+    }
+
+    let _ = writeln!(out, "<h2>Cases</h2>\n<table>\n<tr><th>case</th><th>class</th><th>verdict</th><th>expected</th><th>actual</th><th>peak RSS</th><th>CPU</th><th>wall</th></tr>");
     for case in &c.cases {
         let _ = write!(
             out,
@@ -71,11 +97,13 @@ pub fn render(c: &Conformance) -> String {
         let verdict = case.verdict.as_str();
         let _ = writeln!(
             out,
-            "</td><td>{}</td><td><span class=\"badge {verdict}\">{verdict}</span></td><td>{}</td><td>{}</td><td class=\"num\">{:.0} ms</td></tr>",
+            "</td><td>{}</td><td><span class=\"badge {verdict}\">{verdict}</span></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{:.0} ms</td></tr>",
             e(&case.class),
             lines(case, |s| s.expected.to_string()),
             lines(case, |s| s.actual.to_string()),
-            case.duration_ms
+            super::mib(case.host.peak_rss_bytes),
+            super::cpu_ms(case),
+            case.host.wall_ms
         );
     }
     out.push_str("</table>\n</body>\n</html>\n");
@@ -100,7 +128,7 @@ fn chart(c: &Conformance) -> String {
         let y = i as f64 * row + 4.0;
         let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", label_width - 8.0, y + 15.0, e(class));
         let mut x = label_width;
-        for (count, color, what) in [(n.passed, PASS_COLOR, "pass"), (n.failed + n.xpass, FAIL_COLOR, "fail"), (n.xfail, XFAIL_COLOR, "xfail")] {
+        for (count, color, what) in [(n.passed, PASS_COLOR, "pass"), (n.failed + n.xpass, FAIL_COLOR, "fail"), (n.xfail, XFAIL_COLOR, "xfail"), (n.not_applicable, NA_COLOR, "not applicable")] {
             if count == 0 {
                 continue;
             }

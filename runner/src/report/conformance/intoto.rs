@@ -18,7 +18,7 @@ pub fn render(c: &Conformance) -> String {
     };
     let result = if !c.summary.holds() {
         "FAILED"
-    } else if c.summary.xfail > 0 {
+    } else if c.summary.xfail + c.summary.not_applicable > 0 {
         "WARNED"
     } else {
         "PASSED"
@@ -28,6 +28,7 @@ pub fn render(c: &Conformance) -> String {
     let mut configuration = vec![
         json!({ "name": format!("policy:{}", c.policy.name), "digest": { "sha256": c.policy.sha256 } }),
         json!({ "name": format!("{} {}", c.tool.name, c.tool.version), "annotations": { "wasmtime": c.tool.wasmtime, "wasmparser": c.tool.wasmparser } }),
+        json!({ "name": format!("host:{}", c.host), "annotations": { "adapter": c.adapter } }),
         json!({ "name": "conformance.json", "digest": { "sha256": hex::encode(Sha256::digest(super::json(c))) }, "mediaType": "application/json" }),
     ];
     configuration.extend(shards);
@@ -42,7 +43,8 @@ pub fn render(c: &Conformance) -> String {
             "result": result,
             "configuration": configuration,
             "passedTests": ids(&[Verdict::Pass]),
-            "warnedTests": ids(&[Verdict::Xfail]),
+            // Expected failures, and cases the host under test cannot express: neither passed.
+            "warnedTests": ids(&[Verdict::Xfail, Verdict::NotApplicable]),
             "failedTests": ids(&[Verdict::Fail, Verdict::Xpass]),
         }
     });

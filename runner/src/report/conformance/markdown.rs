@@ -16,6 +16,7 @@ pub fn render(c: &Conformance) -> String {
     let _ = writeln!(out, "{}.\n", s.sentence());
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| tool | {} {} (wasmtime {}, wasmparser {}) |", c.tool.name, c.tool.version, c.tool.wasmtime, c.tool.wasmparser);
+    let _ = writeln!(out, "| host | {} |", cell(&super::host_under_test(c)));
     let _ = writeln!(out, "| policy | `{}` sha256 `{}` |", cell(&c.policy.name), c.policy.sha256);
     let _ = writeln!(out, "| corpus | `{}` sha256 `{}` |", cell(&c.corpus.name), c.corpus.sha256);
     if let Some(p) = &c.partition {
@@ -25,12 +26,39 @@ pub fn render(c: &Conformance) -> String {
     let _ = writeln!(out, "| duration | {:.1} s |\n", c.duration_ms / 1000.0);
 
     let _ = writeln!(out, "## By attack class\n");
-    let _ = writeln!(out, "| class | cases | pass | fail | xfail | xpass |\n|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "| class | cases | pass | fail | xfail | xpass | n/a |\n|---|---:|---:|---:|---:|---:|---:|");
     for (class, n) in &s.classes {
-        let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", cell(class), n.total, n.passed, n.failed, n.xfail, n.xpass);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            cell(class),
+            n.total,
+            n.passed,
+            n.failed,
+            n.xfail,
+            n.xpass,
+            n.not_applicable
+        );
+    }
+
+    let _ = writeln!(out, "\n## Highest cost\n\nNote: {}.\n", super::MEASURED_WHERE);
+    let _ = writeln!(out, "| case | peak RSS | bound | CPU | wall |\n|---|---:|---:|---:|---:|");
+    let mut costly = super::top(c, 5, |k| k.host.peak_rss_bytes as f64);
+    costly.extend(super::top(c, 5, super::cpu_ms).into_iter().filter(|k| !costly.iter().any(|x| x.id == k.id)).collect::<Vec<_>>());
+    for case in costly {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {:.0} ms | {:.0} ms |",
+            case.id,
+            super::mib(case.host.peak_rss_bytes),
+            super::mib(case.host.rss_bound_bytes),
+            super::cpu_ms(case),
+            case.host.wall_ms
+        );
     }
 
     let failing: Vec<_> = c.cases.iter().filter(|case| case.verdict != Verdict::Pass).collect();
+    // Not-applicable cases are listed with the rest: they did not pass, and say why.
     if !failing.is_empty() {
         let _ = writeln!(out, "\n## Cases that did not pass\n");
         for case in failing {
@@ -47,16 +75,18 @@ pub fn render(c: &Conformance) -> String {
     }
 
     let _ = writeln!(out, "\n## All cases\n");
-    let _ = writeln!(out, "| case | class | verdict | expected | actual |\n|---|---|---|---|---|");
+    let _ = writeln!(out, "| case | class | verdict | expected | actual | peak RSS | CPU |\n|---|---|---|---|---|---:|---:|");
     for case in &c.cases {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {:.0} ms |",
             case.id,
             cell(&case.class),
             case.verdict.as_str(),
             cell(&super::expectation(case)),
-            cell(&super::actual(case))
+            cell(&super::actual(case)),
+            super::mib(case.host.peak_rss_bytes),
+            super::cpu_ms(case)
         );
     }
     out

@@ -98,3 +98,28 @@ fn host_line(case: &crate::conform::CaseResult) -> String {
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
+
+/// Where every figure of a case was measured, as the reports say it.
+pub const MEASURED_WHERE: &str = "each case's figures were measured outside the sandbox, on the worker process that ran \
+it: peak RSS by wait4 (a worker that ran the case alone) or VmHWM reset through /proc/PID/clear_refs before the case; \
+CPU by wait4 or /proc/PID/stat; wall by the conform process's clock; per step, the worker's clock and getrusage";
+
+/// The `n` cases that cost most by `key`, highest first.
+fn top<'a>(c: &'a Conformance, n: usize, key: impl Fn(&crate::conform::CaseResult) -> f64) -> Vec<&'a crate::conform::CaseResult> {
+    let mut cases: Vec<_> = c.cases.iter().collect();
+    cases.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.id.cmp(&b.id)));
+    cases.truncate(n);
+    cases
+}
+
+fn cpu_ms(case: &crate::conform::CaseResult) -> f64 {
+    case.host.user_cpu_ms + case.host.system_cpu_ms
+}
+
+/// The host judged, for a report's header: Stockade's own worker, or an adapter's host.
+fn host_under_test(c: &Conformance) -> String {
+    match &c.adapter {
+        Some(adapter) => format!("{} (through the adapter {adapter})", c.host),
+        None => c.host.clone(),
+    }
+}

@@ -8,8 +8,12 @@ use crate::code::Code;
 use crate::conform::{CaseResult, Conformance, Verdict};
 use crate::report::sarif::{SARIF_SCHEMA, level, rules_for, tool};
 
-/// The code a case is about: the first step that went wrong, else its last expectation.
+/// The code a case is about: the worker's fault, the first step that went wrong, else its last
+/// expectation.
 fn rule_of(case: &CaseResult) -> Code {
+    if let Some(fault) = case.fault {
+        return fault;
+    }
     let wrong = case.steps.iter().find(|s| s.expected != s.actual);
     wrong.or(case.steps.last()).map_or(Code::Ok, |s| s.expected.code)
 }
@@ -29,8 +33,8 @@ pub fn render(c: &Conformance) -> String {
             let mut result = json!({
                 "ruleId": code.as_str(),
                 "ruleIndex": codes.iter().position(|c| *c == code).unwrap_or(0),
-                "kind": if case.verdict == Verdict::Pass { "pass" } else { "fail" },
-                "level": if case.verdict == Verdict::Pass { "none" } else { level(crate::code::Severity::Error) },
+                "kind": match case.verdict { Verdict::Pass => "pass", Verdict::NotApplicable => "notApplicable", _ => "fail" },
+                "level": if matches!(case.verdict, Verdict::Pass | Verdict::NotApplicable) { "none" } else { level(crate::code::Severity::Error) },
                 "message": { "text": text },
                 "locations": [{
                     "physicalLocation": {
@@ -42,6 +46,8 @@ pub fn render(c: &Conformance) -> String {
                     "class": case.class,
                     "verdict": case.verdict.as_str(),
                     "durationMs": case.duration_ms,
+                    "fault": case.fault.map(|code| code.as_str()),
+                    "host": case.host,
                 },
             });
             if let Some(reason) = &case.xfail_reason {
@@ -57,6 +63,9 @@ pub fn render(c: &Conformance) -> String {
             "tool": tool(rules_for(&codes)),
             "automationDetails": { "id": format!("stockade-conform/{}/", c.policy.name) },
             "properties": {
+                "host": c.host,
+                "adapter": c.adapter,
+                "measured": super::MEASURED_WHERE,
                 "policy": c.policy,
                 "corpus": c.corpus,
             },
