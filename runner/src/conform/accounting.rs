@@ -1,6 +1,7 @@
 //! What the operating system says a process cost: the only figures a case is graded on.
 
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// User + system CPU of this whole process, every thread (`getrusage(RUSAGE_SELF)`).
 pub fn own_cpu() -> Duration {
@@ -151,5 +152,66 @@ pub fn trim_heap() {
     // SAFETY: malloc_trim only releases free memory at the top of glibc's arenas.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// The clock and the CPU accounting at a step's start.
+pub struct StepClock {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl StepClock {
+    pub fn start() -> StepClock {
+        StepClock { wall: Instant::now(), cpu: own_cpu() }
+    }
+
+    /// Wall time and CPU (every thread of the process) since the start.
+    pub fn read(&self) -> (Duration, Duration) {
+        (self.wall.elapsed(), own_cpu().saturating_sub(self.cpu))
+    }
+}
+
+/// Reads the process's CPU at a call's deadline, from a thread that sleeps until then, so
+/// that the CPU spent after it can be told from the CPU spent before.
+pub struct DeadlineSampler {
+    shared: Arc<(Mutex<Option<Duration>>, Condvar, Mutex<bool>)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeadlineSampler {
+    pub fn arm(timeout: Duration) -> DeadlineSampler {
+        let shared = Arc::new((Mutex::new(None), Condvar::new(), Mutex::new(false)));
+        let deadline = Instant::now() + timeout;
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("deadline-sampler".into())
+            .spawn(move || {
+                let (sample, wake, done) = &*theirs;
+                let mut finished = done.lock().unwrap_or_else(|e| e.into_inner());
+                while !*finished {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        *sample.lock().unwrap_or_else(|e| e.into_inner()) = Some(own_cpu());
+                        return;
+                    }
+                    finished = wake.wait_timeout(finished, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            })
+            .ok();
+        DeadlineSampler { shared, thread }
+    }
+
+    /// The CPU spent since the deadline; zero when the call ended before it.
+    pub fn disarm(mut self) -> Duration {
+        let now = own_cpu();
+        let (sample, wake, done) = &*self.shared;
+        *done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let at_deadline = *sample.lock().unwrap_or_else(|e| e.into_inner());
+        at_deadline.map_or(Duration::ZERO, |at| now.saturating_sub(at))
     }
 }

@@ -46,6 +46,33 @@ pub struct WorkerRequest {
     pub calls: Vec<CallRequest>,
 }
 
+impl WorkerRequest {
+    /// The policy, read as Stockade reads a policy file (every range and rule checked).
+    pub fn policy(&self) -> Result<crate::policy::Policy, String> {
+        let table: toml::Table = serde_json::from_value(self.policy.clone()).map_err(|e| e.to_string())?;
+        let text = toml::to_string(&table).map_err(|e| e.to_string())?;
+        crate::policy::Policy::from_toml(&text, crate::document::Origin::Builtin("the worker request")).map_err(|e| e.to_string())
+    }
+
+    /// The keys the case sets over the run's policy, dotted (`limits.timeout`).
+    pub fn overridden_keys(&self) -> Vec<String> {
+        fn walk(prefix: &str, value: &serde_json::Value, keys: &mut Vec<String>) {
+            match value.as_object() {
+                Some(table) => {
+                    for (key, value) in table {
+                        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                        walk(&path, value, keys);
+                    }
+                }
+                None => keys.push(prefix.to_string()),
+            }
+        }
+        let mut keys = Vec::new();
+        walk("", &self.policy_overrides, &mut keys);
+        keys
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct CallRequest {

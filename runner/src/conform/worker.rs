@@ -2,16 +2,13 @@
 //! one at a time, and reports each step with what it cost. It grades nothing.
 
 use std::io::{BufRead, Write};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::code::{Code, Severity};
-use crate::document::Origin;
-use crate::policy::Policy;
 use crate::sandbox::{Input, Load, LoadOptions, Outcome, Plugin, Sandbox, Stage};
 use crate::source::PluginFile;
 
-use super::accounting::{self, millis};
+use super::accounting::{self, DeadlineSampler, StepClock, millis};
 use super::protocol::{StepReport, WORKER_PROTOCOL, WorkerRequest, WorkerResponse};
 
 /// Ways to make the worker fail on purpose, to prove that `conform` survives a worker that
@@ -82,14 +79,14 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
         response.not_applicable = Some(format!("protocol `{}`; this worker speaks {WORKER_PROTOCOL}", request.protocol));
         return response;
     }
-    let started = Measure::start();
+    let started = StepClock::start();
     let failed_before_loading = |message: String, response: &mut WorkerResponse| {
         response.steps.push(StepReport {
             error: Some(message),
-            ..started.finish(Code::Ok, Stage::Load, None)
+            ..finished(&started, Code::Ok, Stage::Load, None)
         });
     };
-    let policy = match read_policy(request) {
+    let policy = match request.policy() {
         Ok(policy) => policy,
         Err(message) => {
             failed_before_loading(format!("the policy: {message}"), &mut response);
@@ -111,14 +108,14 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
     };
     let mut plugins: Vec<Plugin> = Vec::new();
     for module in &request.modules {
-        let measure = Measure::start();
+        let measure = StepClock::start();
         let load = PluginFile::read(std::path::Path::new(module)).map_err(|e| e.to_string()).and_then(|file| {
             sandbox.load(&file, &options).map_err(|e| format!("cannot load {module}: {e}"))
         });
         let (step, plugin) = match load {
             // Not the plugin's doing: reported as an error with code `ok`, which no
             // expectation of a refusal matches.
-            Err(message) => (StepReport { error: Some(message), ..measure.finish(Code::Ok, Stage::Load, None) }, None),
+            Err(message) => (StepReport { error: Some(message), ..finished(&measure, Code::Ok, Stage::Load, None) }, None),
             Ok(load) => load_step(load, measure),
         };
         response.steps.push(step);
@@ -134,7 +131,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
         };
         let input = Input { bytes: call.input_bytes(), args: call.args.clone() };
         for _ in 0..call.repeat.max(1) {
-            let measure = Measure::start();
+            let measure = StepClock::start();
             let deadline = DeadlineSampler::arm(policy.limits.timeout.get());
             let outcome = plugin.call(&call.function, &input);
             let after_deadline = deadline.disarm();
@@ -146,105 +143,45 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
     response
 }
 
-fn read_policy(request: &WorkerRequest) -> Result<Policy, String> {
-    let table: toml::Table = serde_json::from_value(request.policy.clone()).map_err(|e| e.to_string())?;
-    let text = toml::to_string(&table).map_err(|e| e.to_string())?;
-    Policy::from_toml(&text, Origin::Builtin("the worker request")).map_err(|e| e.to_string())
-}
-
-fn load_step(load: Load, measure: Measure) -> (StepReport, Option<Plugin>) {
+fn load_step(load: Load, measure: StepClock) -> (StepReport, Option<Plugin>) {
     match load {
         Load::Ready(plugin) => {
             let findings = plugin.vetting().findings.iter().map(|f| f.code).collect();
-            (StepReport { findings, ..measure.finish(Code::Ok, Stage::Load, None) }, Some(plugin))
+            (StepReport { findings, ..finished(&measure, Code::Ok, Stage::Load, None) }, Some(plugin))
         }
         Load::Refused(vetting) => {
             let findings: Vec<Code> = vetting.findings.iter().map(|f| f.code).collect();
             let refused_by: Vec<Code> =
                 vetting.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.code).collect();
             let code = refused_by.first().copied().unwrap_or(Code::Ok);
-            (StepReport { findings, refused_by, ..measure.finish(code, Stage::Load, None) }, None)
+            (StepReport { findings, refused_by, ..finished(&measure, code, Stage::Load, None) }, None)
         }
-        Load::Failed(outcome) => (StepReport { error: outcome.error.clone(), ..measure.finish(outcome.code, outcome.stage, None) }, None),
+        Load::Failed(outcome) => (StepReport { error: outcome.error.clone(), ..finished(&measure, outcome.code, outcome.stage, None) }, None),
     }
 }
 
-fn call_step(outcome: Outcome, measure: Measure) -> StepReport {
+fn call_step(outcome: Outcome, measure: StepClock) -> StepReport {
     let output = outcome.output.as_deref();
     StepReport {
         error: outcome.error.clone(),
         output_bytes: output.map_or(0, |o| o.len() as u64),
-        ..measure.finish(outcome.code, outcome.stage, output)
+        ..finished(&measure, outcome.code, outcome.stage, output)
     }
 }
 
-/// The clock and the CPU accounting at a step's start.
-struct Measure {
-    wall: Instant,
-    cpu: Duration,
-}
-
-impl Measure {
-    fn start() -> Measure {
-        Measure { wall: Instant::now(), cpu: accounting::own_cpu() }
-    }
-
-    fn finish(&self, code: Code, stage: Stage, output: Option<&[u8]>) -> StepReport {
-        StepReport {
-            code,
-            stage,
-            error: None,
-            findings: Vec::new(),
-            refused_by: Vec::new(),
-            output: output.map(|o| String::from_utf8_lossy(o).into_owned()),
-            output_bytes: 0,
-            wall_ms: millis(self.wall.elapsed()),
-            cpu_ms: millis(accounting::own_cpu().saturating_sub(self.cpu)),
-            cpu_after_deadline_ms: None,
-        }
-    }
-}
-
-/// Reads the process's CPU at a call's deadline, from a thread that sleeps until then, so
-/// that the CPU spent after it can be told from the CPU spent before.
-struct DeadlineSampler {
-    shared: Arc<(Mutex<Option<Duration>>, Condvar, Mutex<bool>)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl DeadlineSampler {
-    fn arm(timeout: Duration) -> DeadlineSampler {
-        let shared = Arc::new((Mutex::new(None), Condvar::new(), Mutex::new(false)));
-        let deadline = Instant::now() + timeout;
-        let theirs = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("deadline-sampler".into())
-            .spawn(move || {
-                let (sample, wake, done) = &*theirs;
-                let mut finished = done.lock().unwrap_or_else(|e| e.into_inner());
-                while !*finished {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        *sample.lock().unwrap_or_else(|e| e.into_inner()) = Some(accounting::own_cpu());
-                        return;
-                    }
-                    finished = wake.wait_timeout(finished, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-                }
-            })
-            .ok();
-        DeadlineSampler { shared, thread }
-    }
-
-    /// The CPU spent since the deadline; zero when the call ended before it.
-    fn disarm(mut self) -> Duration {
-        let now = accounting::own_cpu();
-        let (sample, wake, done) = &*self.shared;
-        *done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        let at_deadline = *sample.lock().unwrap_or_else(|e| e.into_inner());
-        at_deadline.map_or(Duration::ZERO, |at| now.saturating_sub(at))
+/// A step's report with its clock read: what it came to and what it cost.
+fn finished(clock: &StepClock, code: Code, stage: Stage, output: Option<&[u8]>) -> StepReport {
+    let (wall, cpu) = clock.read();
+    StepReport {
+        code,
+        stage,
+        error: None,
+        findings: Vec::new(),
+        refused_by: Vec::new(),
+        output: output.map(|o| String::from_utf8_lossy(o).into_owned()),
+        output_bytes: 0,
+        wall_ms: millis(wall),
+        cpu_ms: millis(cpu),
+        cpu_after_deadline_ms: None,
     }
 }
