@@ -144,9 +144,10 @@ fn build(bytes: Vec<u8>, request: &WorkerRequest, policy: &Policy) -> Result<Plu
         .with_allowed_hosts(caps.http.iter().map(|host| host_name(host)));
     manifest.memory.max_var_bytes = Some(limits.vars.get());
     for grant in &caps.fs {
+        let path = std::fs::canonicalize(&grant.host).map_or_else(|_| grant.host.clone(), |p| p.display().to_string());
         let host = match grant.mode {
-            FsMode::Ro => format!("ro:{}", grant.host),
-            FsMode::Rw => grant.host.clone(),
+            FsMode::Ro => format!("ro:{path}"),
+            FsMode::Rw => path,
         };
         manifest = manifest.with_allowed_path(host, &grant.guest);
     }
@@ -189,7 +190,10 @@ fn report(clock: &StepClock, code: Code, stage: Stage, error: Option<String>, ou
 /// Extism's refusal to load a module, as a Stockade load code.
 fn classify_load(error: &str) -> Code {
     let e = error.to_ascii_lowercase();
-    if e.contains("unknown import") {
+    if e.contains("wasm trap") || e.contains("timeout") || e.contains("fuel") {
+        // Extism ran the start function while building the plugin, and it was stopped there.
+        classify(error).0
+    } else if e.contains("unknown import") || e.contains("invalid function import") {
         Code::UnknownImport
     } else if e.contains("incompatible import type") || e.contains("types incompatible") {
         Code::ImportTypeMismatch

@@ -277,11 +277,13 @@ fn run_case(found: &CaseDir, options: &RunOptions, supervisor: &mut Supervisor) 
     let mut fault = None;
     let mut host_name = String::new();
     let mut not_applicable = None;
+    let mut notes = Vec::new();
+    let judging = if options.adapter.is_some() { grade::Judging::AnotherHost } else { grade::Judging::Stockade };
     let steps = match ran {
         Ran::Answered(response) => {
             host_name = response.host.clone();
             not_applicable = response.not_applicable.clone();
-            grade::steps(&case, &response.steps, &mut problems)
+            grade::steps(&case, &response.steps, judging, &mut problems, &mut notes)
         }
         Ran::Fault { code, message } => {
             problems.push(format!("{code}: {message}"));
@@ -328,6 +330,7 @@ fn run_case(found: &CaseDir, options: &RunOptions, supervisor: &mut Supervisor) 
         duration_ms: host.wall_ms,
         problems,
         xfail_reason,
+        notes,
         fault,
         host,
         steps,

@@ -197,6 +197,10 @@ pub struct CaseResult {
     /// Why the case is on the expected-failure list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xfail_reason: Option<String>,
+    /// For another host: attacks it stopped with other codes than Stockade's (contained, in
+    /// its own words).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Set when the worker running the case crashed, hung or passed its RSS bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Code>,

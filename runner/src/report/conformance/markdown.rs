@@ -74,6 +74,16 @@ pub fn render(c: &Conformance) -> String {
         }
     }
 
+    let differently: Vec<_> = c.cases.iter().filter(|case| !case.notes.is_empty()).collect();
+    if !differently.is_empty() {
+        let _ = writeln!(out, "\n## Stopped with other codes\n\nThe host under test stopped these attacks in its own words:\n");
+        for case in differently {
+            for note in &case.notes {
+                let _ = writeln!(out, "- `{}`: {}", case.id, crate::report::escape::line(note));
+            }
+        }
+    }
+
     let _ = writeln!(out, "\n## All cases\n");
     let _ = writeln!(out, "| case | class | verdict | expected | actual | peak RSS | CPU |\n|---|---|---|---|---|---:|---:|");
     for case in &c.cases {
