@@ -143,7 +143,9 @@ pub fn run(options: &RunOptions, cases: &[CaseDir]) -> Result<Conformance, CaseE
     let started = Instant::now();
     let corpus_sha256 = corpus_digest(options.corpus)?;
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<(CaseResult, String), CaseError>>>> = Mutex::new(cases.iter().map(|_| None).collect());
+    // Each case's result with the host that ran it, in planned order.
+    type Slot = Option<Result<(CaseResult, String), CaseError>>;
+    let results: Mutex<Vec<Slot>> = Mutex::new(cases.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
         for i in 0..options.jobs.max(1).min(cases.len().max(1)) {
             let (next, results) = (&next, &results);

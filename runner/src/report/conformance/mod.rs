@@ -105,7 +105,7 @@ it: peak RSS by wait4 (a worker that ran the case alone) or VmHWM reset through 
 CPU by wait4 or /proc/PID/stat; wall by the conform process's clock; per step, the worker's clock and getrusage";
 
 /// The `n` cases that cost most by `key`, highest first.
-fn top<'a>(c: &'a Conformance, n: usize, key: impl Fn(&crate::conform::CaseResult) -> f64) -> Vec<&'a crate::conform::CaseResult> {
+fn top(c: &Conformance, n: usize, key: impl Fn(&crate::conform::CaseResult) -> f64) -> Vec<&crate::conform::CaseResult> {
     let mut cases: Vec<_> = c.cases.iter().collect();
     cases.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.id.cmp(&b.id)));
     cases.truncate(n);
