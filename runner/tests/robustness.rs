@@ -25,6 +25,45 @@ fn vet_bytes(bytes: Vec<u8>, name: &str) -> stockade::Vetting {
     stockade::vet(&file, &VetOptions::new(&policy)).expect("no file is read, so no tool error")
 }
 
+/// WABT's `wasm-validate`, an implementation of validation that shares no code with wasmparser.
+/// With STOCKADE_WABT=1 (CI) a missing tool fails the test instead of skipping it.
+fn wasm_validate() -> Option<&'static str> {
+    let found = std::process::Command::new("wasm-validate").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("STOCKADE_WABT").is_none(), "wasm-validate is not installed (scripts/install-wabt.sh)");
+        eprintln!("skipped: wasm-validate is not installed (scripts/install-wabt.sh)");
+        return None;
+    }
+    Some("wasm-validate")
+}
+
+/// WABT's verdict on a core module under the default policy's features: the ones WABT turns
+/// on by default (SIMD, bulk memory, reference types, multi-value, sign extension, saturating
+/// conversions) plus tail calls and extended constants; everything the policy leaves off, WABT
+/// leaves off too.
+///
+/// WABT reads custom sections in one of two ways, neither exactly the spec's: by default it
+/// rejects a malformed name section (the spec ignores custom sections' contents), and with
+/// `--ignore-custom-section-errors` it accepts a custom section whose own name does not decode
+/// (the spec calls that malformed). So `lenient` WABT rejecting means invalid, and strict WABT
+/// accepting means valid.
+fn wabt_verdict(tool: &str, bytes: &[u8], lenient: bool) -> Result<(), String> {
+    let file = tempfile::Builder::new().suffix(".wasm").tempfile().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let out = std::process::Command::new(tool)
+        .args(["--enable-tail-call", "--enable-extended-const"])
+        .args(lenient.then_some("--ignore-custom-section-errors"))
+        .arg(file.path())
+        .output()
+        .unwrap();
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// Whether vet refused the module as not WebAssembly at all, or as not valid.
+fn refused_as_invalid(vetting: &stockade::Vetting) -> bool {
+    vetting.findings.iter().any(|f| matches!(f.code, stockade::code::Code::Malformed | stockade::code::Code::Invalid))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
@@ -64,6 +103,33 @@ proptest! {
         for (input, name) in [(bytes, "random.wasm"), (with_magic, "magic.wasm"), (format!("(module {text})").into_bytes(), "random.wat")] {
             let vetting = vet_bytes(input, name);
             prop_assert!(vetting.verdict() == Verdict::Pass || !vetting.findings.is_empty());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    /// vet against WABT on mutated core modules: what vet passes, WABT must accept; what WABT
+    /// accepts, vet must not call malformed or invalid (it may refuse it for its own limits).
+    #[test]
+    fn vet_agrees_with_wabt_on_what_is_valid(seed in 0usize..5, edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+        let Some(tool) = wasm_validate() else { return Ok(()) };
+        let mut bytes = seed_modules().swap_remove(seed);
+        // Core modules only: WABT has no component model (seed 2 is a component).
+        prop_assume!(bytes.get(4..8) == Some(&[1, 0, 0, 0][..]));
+        for (at, value) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        prop_assume!(bytes.get(4..8) == Some(&[1, 0, 0, 0][..]));
+        let vetting = vet_bytes(bytes.clone(), "mutated.wasm");
+        if vetting.verdict() == Verdict::Pass {
+            let wabt = wabt_verdict(tool, &bytes, true);
+            prop_assert!(wabt.is_ok(), "vet passed a module WABT rejects ({:?}): {}", wabt, hex::encode(&bytes));
+        }
+        if wabt_verdict(tool, &bytes, false).is_ok() {
+            prop_assert!(!refused_as_invalid(&vetting), "WABT accepts a module vet calls invalid: {:?}: {}", vetting.findings.iter().map(|f| (f.code, &f.message)).collect::<Vec<_>>(), hex::encode(&bytes));
         }
     }
 }
