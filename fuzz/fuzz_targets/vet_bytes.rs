@@ -43,7 +43,12 @@ fuzz_target!(|data: &[u8]| {
     if vetting.verdict() == Verdict::Pass {
         assert_ne!(wabt_accepts(&binary, true), Some(false), "vet passed a module WABT rejects");
     }
-    let called_invalid = vetting.findings.iter().any(|f| matches!(f.code, Code::Malformed | Code::Invalid));
+    // WABT 1.0.32 accepts a function body whose bytes end before its blocks are closed (the
+    // spec's `expr` ends with its own `end`; tests/robustness.rs pins vet's refusal): that one
+    // divergence is WABT's.
+    let called_invalid = vetting.findings.iter().any(|f| {
+        matches!(f.code, Code::Malformed | Code::Invalid) && !f.message.contains("control frames remain at end of function body")
+    });
     if called_invalid {
         assert_ne!(wabt_accepts(&binary, false), Some(true), "WABT accepts a module vet calls invalid");
     }

@@ -59,9 +59,24 @@ fn wabt_verdict(tool: &str, bytes: &[u8], lenient: bool) -> Result<(), String> {
     if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
 }
 
-/// Whether vet refused the module as not WebAssembly at all, or as not valid.
+/// Whether vet refused the module as not WebAssembly at all, or as not valid, for a reason WABT
+/// is known to agree with. WABT 1.0.32 accepts a function body whose bytes end before its
+/// blocks are all closed (`unclosed_function_bodies_are_refused` below shows vet is right: the
+/// spec's `expr` ends with its own `end`); that one divergence is WABT's and is left out.
 fn refused_as_invalid(vetting: &stockade::Vetting) -> bool {
-    vetting.findings.iter().any(|f| matches!(f.code, stockade::code::Code::Malformed | stockade::code::Code::Invalid))
+    vetting.findings.iter().any(|f| {
+        matches!(f.code, stockade::code::Code::Malformed | stockade::code::Code::Invalid)
+            && !f.message.contains("control frames remain at end of function body")
+    })
+}
+
+#[test]
+fn unclosed_function_bodies_are_refused() {
+    // (func block end) with the function's own `end` missing: WABT's wasm-validate accepts it.
+    let module = [b"\0asm\x01\0\0\0".as_slice(), &[1, 4, 1, 0x60, 0, 0], &[3, 2, 1, 0], &[10, 6, 1, 4, 0, 0x02, 0x40, 0x0b]].concat();
+    let vetting = vet_bytes(module, "unclosed.wasm");
+    assert_eq!(vetting.verdict(), Verdict::Fail);
+    assert!(vetting.findings.iter().any(|f| f.message.contains("control frames remain")), "{:?}", vetting.findings);
 }
 
 proptest! {
@@ -113,16 +128,15 @@ proptest! {
     /// vet against WABT on mutated core modules: what vet passes, WABT must accept; what WABT
     /// accepts, vet must not call malformed or invalid (it may refuse it for its own limits).
     #[test]
-    fn vet_agrees_with_wabt_on_what_is_valid(seed in 0usize..5, edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+    fn vet_agrees_with_wabt_on_what_is_valid(seed in prop::sample::select(vec![0usize, 1, 3, 4]), edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
         let Some(tool) = wasm_validate() else { return Ok(()) };
-        let mut bytes = seed_modules().swap_remove(seed);
         // Core modules only: WABT has no component model (seed 2 is a component).
-        prop_assume!(bytes.get(4..8) == Some(&[1, 0, 0, 0][..]));
+        let mut bytes = seed_modules().swap_remove(seed);
         for (at, value) in edits {
-            let i = at.index(bytes.len());
+            // Past the header, so that every input stays a core module for both.
+            let i = 8 + at.index(bytes.len() - 8);
             bytes[i] = value;
         }
-        prop_assume!(bytes.get(4..8) == Some(&[1, 0, 0, 0][..]));
         let vetting = vet_bytes(bytes.clone(), "mutated.wasm");
         if vetting.verdict() == Verdict::Pass {
             let wabt = wabt_verdict(tool, &bytes, true);
