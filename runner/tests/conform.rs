@@ -291,6 +291,10 @@ fn a_broken_corpus_or_arguments_are_tool_errors() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     assert_tool_error(&conform(empty.to_str().unwrap(), &reports, &[]), "no cases");
+    // A worker that cannot be started is the operator's mistake, not a crash of every case.
+    assert_tool_error(&conform(FIXTURE_CORPUS, &reports, &["--adapter", "/nonexistent/adapter"]), "cannot start it as a worker");
+    assert!(!reports.exists());
+    assert_tool_error(&conform(FIXTURE_CORPUS, &reports, &["--cases-per-worker", "0"]), "--cases-per-worker");
 }
 
 /// The tools the reports' readers use, when installed (scripts/install-report-tools.sh).

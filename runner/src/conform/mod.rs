@@ -273,7 +273,7 @@ fn run_case(found: &CaseDir, options: &RunOptions, supervisor: &mut Supervisor) 
     let rss_bound = grade::rss_bound(&case);
     let (ran, figures) = supervisor
         .run(&request, grade::caps(&case))
-        .map_err(|source| CaseError::Read { path: options.worker.program.display().to_string(), source })?;
+        .map_err(|e| CaseError::Invalid { path: options.worker.program.display().to_string(), message: e.to_string() })?;
     let host = grade::host_figures(&figures, rss_bound);
     let mut problems = Vec::new();
     let mut fault = None;

@@ -132,7 +132,7 @@ impl Worker {
         }
         let mut child = builder
             .spawn()
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start the worker {}: {e}", command.program.display())))?;
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start it as a worker: {e}")))?;
         let pid = child.id() as i32;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr_pipe = child.stderr.take().expect("stderr is piped");
