@@ -97,12 +97,12 @@ fn run(request: &WorkerRequest) -> WorkerResponse {
             .and_then(|bytes| build(bytes, request, &policy).map_err(|e| format!("{e:#}")));
         match built {
             Ok(plugin) => {
-                response.steps.push(report(&clock, Code::Ok, Stage::Load, None, None));
+                response.steps.push(StepReport::measured(&clock, Code::Ok, Stage::Load));
                 plugins.push(plugin);
             }
             Err(error) => {
                 let code = classify_load(&error);
-                response.steps.push(report(&clock, code, Stage::Load, Some(error), None));
+                response.steps.push(StepReport { error: Some(error), ..StepReport::measured(&clock, code, Stage::Load) });
                 return response;
             }
         }
@@ -119,11 +119,11 @@ fn run(request: &WorkerRequest) -> WorkerResponse {
             let result = plugin.call::<&[u8], Vec<u8>>(&call.function, &input);
             let after = deadline.disarm();
             let mut step = match result {
-                Ok(output) => report(&clock, Code::Ok, Stage::Call, None, Some(output)),
+                Ok(output) => StepReport::measured(&clock, Code::Ok, Stage::Call).with_output(Some(&output)),
                 Err(e) => {
                     let error = format!("{e:#}");
                     let (code, stage) = classify(&error);
-                    report(&clock, code, stage, Some(error), None)
+                    StepReport { error: Some(error), ..StepReport::measured(&clock, code, stage) }
                 }
             };
             step.cpu_after_deadline_ms = Some(millis(after));
@@ -168,22 +168,6 @@ fn host_name(pattern: &str) -> String {
     match pattern.rsplit_once(':') {
         Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
         _ => pattern.to_string(),
-    }
-}
-
-fn report(clock: &StepClock, code: Code, stage: Stage, error: Option<String>, output: Option<Vec<u8>>) -> StepReport {
-    let (wall, cpu) = clock.read();
-    StepReport {
-        code,
-        stage,
-        error,
-        findings: Vec::new(),
-        refused_by: Vec::new(),
-        output_bytes: output.as_ref().map_or(0, |o| o.len() as u64),
-        output: output.map(|o| String::from_utf8_lossy(&o).into_owned()),
-        wall_ms: millis(wall),
-        cpu_ms: millis(cpu),
-        cpu_after_deadline_ms: None,
     }
 }
 

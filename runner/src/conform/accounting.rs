@@ -46,10 +46,6 @@ impl Ended {
             format!("ended with wait status {status:#x}")
         }
     }
-
-    pub fn exited_cleanly(&self) -> bool {
-        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
-    }
 }
 
 /// Reaps `pid` if it has ended (`block`: wait until it has), with its resource usage.

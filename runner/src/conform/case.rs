@@ -137,11 +137,6 @@ pub struct CallSpec {
 }
 
 impl CallSpec {
-    pub fn input_bytes(&self) -> Vec<u8> {
-        // The size was checked against MAX_CASE_INPUT when the case was read.
-        self.input.repeat(self.input_repeat.unwrap_or(1) as usize).into_bytes()
-    }
-
     pub fn expected_stage(&self) -> Stage {
         self.stage.unwrap_or(Stage::Call)
     }

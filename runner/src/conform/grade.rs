@@ -90,13 +90,7 @@ pub fn steps(case: &Case, reported: &[StepReport], judging: Judging, problems: &
         };
         let findings: &[Code] = if main { &case.file.findings } else { &[] };
         let allowed: &[Code] = if main { &case.file.allowed_load_errors } else { &[] };
-        let step = load_step(name, expected, report, findings, allowed, problems);
-        if judging.stopped_differently(step.expected, step.actual) {
-            // The refusal was the point; which words the host used for it is not.
-            let wrong = format!("load: expected `{expected}`, got `{}`", step.actual.code);
-            problems.retain(|p| !p.starts_with(&wrong));
-            notes.push(format!("{}: stopped with {} where Stockade says {}", step.name, step.actual, step.expected));
-        }
+        let step = load_step(name, expected, report, findings, allowed, judging, problems, notes);
         let loaded = report.refused_by.is_empty() && report.code == Code::Ok && report.error.is_none();
         steps.push(step);
         if !loaded {
@@ -149,13 +143,16 @@ pub fn steps(case: &Case, reported: &[StepReport], judging: Judging, problems: &
 
 /// The load step of one module against `expected`; `findings` must all be among the vetting's
 /// findings, and a refusal may carry no error but `expected` and the `allowed` ones.
+#[allow(clippy::too_many_arguments)]
 fn load_step(
     name: String,
     expected: Code,
     report: &StepReport,
     findings: &[Code],
     allowed: &[Code],
+    judging: Judging,
     problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> Step {
     for code in findings.iter().filter(|code| !report.findings.contains(code)) {
         problems.push(format!("vetting did not report `{code}` (it reported: {})", codes(&report.findings)));
@@ -176,14 +173,18 @@ fn load_step(
         }
         (code, Some(format!("refused: {}", codes(errors))))
     };
-    if actual != expected || (actual == Code::Ok && error.is_some()) {
+    let (expected_at, actual_at) = (Observed { code: expected, stage: Stage::Load }, Observed { code: actual, stage: Stage::Load });
+    if judging.stopped_differently(expected_at, actual_at) {
+        // The refusal was the point; which words the host used for it is not.
+        notes.push(format!("{name}: stopped with {actual_at} where Stockade says {expected_at}"));
+    } else if actual != expected || (actual == Code::Ok && error.is_some()) {
         let detail = error.as_deref().map_or(String::new(), |e| format!(" ({e})"));
         problems.push(format!("load: expected `{expected}`, got `{actual}`{detail}"));
     }
     Step {
         name,
-        expected: Observed { code: expected, stage: Stage::Load },
-        actual: Observed { code: actual, stage: Stage::Load },
+        expected: expected_at,
+        actual: actual_at,
         output: None,
         error,
         findings: report.findings.clone(),

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::code::Code;
 use crate::sandbox::Stage;
 
+use super::accounting::{StepClock, millis};
+
 pub const WORKER_PROTOCOL: &str = "stockade.worker/1";
 
 /// One case, resolved: every path absolute, every placeholder replaced.
@@ -90,6 +92,7 @@ pub struct CallRequest {
 }
 
 impl CallRequest {
+    /// The size was checked against `MAX_CASE_INPUT` when the case was read.
     pub fn input_bytes(&self) -> Vec<u8> {
         self.input.repeat(self.input_repeat as usize).into_bytes()
     }
@@ -140,4 +143,31 @@ pub struct StepReport {
     /// timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_after_deadline_ms: Option<f64>,
+}
+
+impl StepReport {
+    /// A step that came to `code` at `stage`, with the wall time and CPU `clock` has counted
+    /// since it started; every other field empty.
+    pub fn measured(clock: &StepClock, code: Code, stage: Stage) -> StepReport {
+        let (wall, cpu) = clock.read();
+        StepReport {
+            code,
+            stage,
+            error: None,
+            findings: Vec::new(),
+            refused_by: Vec::new(),
+            output: None,
+            output_bytes: 0,
+            wall_ms: millis(wall),
+            cpu_ms: millis(cpu),
+            cpu_after_deadline_ms: None,
+        }
+    }
+
+    /// With a call's output: as text (invalid UTF-8 replaced) and its length in bytes.
+    pub fn with_output(mut self, output: Option<&[u8]>) -> StepReport {
+        self.output_bytes = output.map_or(0, |o| o.len() as u64);
+        self.output = output.map(|o| String::from_utf8_lossy(o).into_owned());
+        self
+    }
 }

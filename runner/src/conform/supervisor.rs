@@ -112,6 +112,8 @@ struct Worker {
     cases: usize,
     /// RSS after the first case: the worker's settled size.
     settled_rss: Option<u64>,
+    /// RSS after the last case.
+    last_rss: u64,
 }
 
 impl Worker {
@@ -181,7 +183,7 @@ impl Worker {
             }
         })?;
         let stdin = child.stdin.take();
-        Ok(Worker { child, pid, stdin, lines, stderr, proc: Proc::new(pid), cases: 0, settled_rss: None })
+        Ok(Worker { child, pid, stdin, lines, stderr, proc: Proc::new(pid), cases: 0, settled_rss: None, last_rss: 0 })
     }
 
     /// Runs one case: (how it came back, its figures, whether the worker is still usable).
@@ -226,6 +228,7 @@ impl Worker {
                     let (peak, now) = self.proc.rss().unwrap_or_default();
                     let (user, system) = self.proc.cpu().unwrap_or_default();
                     self.settled_rss.get_or_insert(now);
+                    self.last_rss = now;
                     let figures = Figures {
                         peak_rss_bytes: peak,
                         user_cpu: user.saturating_sub(cpu_before.0),
@@ -290,8 +293,7 @@ impl Worker {
     }
 
     fn grown(&self) -> bool {
-        let now = self.proc.rss().map(|(_, now)| now).unwrap_or(u64::MAX);
-        self.settled_rss.is_some_and(|settled| now > settled.saturating_add(RECYCLE_GROWTH))
+        self.settled_rss.is_some_and(|settled| self.last_rss > settled.saturating_add(RECYCLE_GROWTH))
     }
 
     /// Waits for a worker that is ending (it closed its output, or its input was closed) to

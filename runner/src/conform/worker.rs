@@ -83,7 +83,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
     let failed_before_loading = |message: String, response: &mut WorkerResponse| {
         response.steps.push(StepReport {
             error: Some(message),
-            ..finished(&started, Code::Ok, Stage::Load, None)
+            ..StepReport::measured(&started, Code::Ok, Stage::Load)
         });
     };
     let policy = match request.policy() {
@@ -115,7 +115,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
         let (step, plugin) = match load {
             // Not the plugin's doing: reported as an error with code `ok`, which no
             // expectation of a refusal matches.
-            Err(message) => (StepReport { error: Some(message), ..finished(&measure, Code::Ok, Stage::Load, None) }, None),
+            Err(message) => (StepReport { error: Some(message), ..StepReport::measured(&measure, Code::Ok, Stage::Load) }, None),
             Ok(load) => load_step(load, measure),
         };
         response.steps.push(step);
@@ -147,41 +147,20 @@ fn load_step(load: Load, measure: StepClock) -> (StepReport, Option<Plugin>) {
     match load {
         Load::Ready(plugin) => {
             let findings = plugin.vetting().findings.iter().map(|f| f.code).collect();
-            (StepReport { findings, ..finished(&measure, Code::Ok, Stage::Load, None) }, Some(plugin))
+            (StepReport { findings, ..StepReport::measured(&measure, Code::Ok, Stage::Load) }, Some(plugin))
         }
         Load::Refused(vetting) => {
             let findings: Vec<Code> = vetting.findings.iter().map(|f| f.code).collect();
             let refused_by: Vec<Code> =
                 vetting.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.code).collect();
             let code = refused_by.first().copied().unwrap_or(Code::Ok);
-            (StepReport { findings, refused_by, ..finished(&measure, code, Stage::Load, None) }, None)
+            (StepReport { findings, refused_by, ..StepReport::measured(&measure, code, Stage::Load) }, None)
         }
-        Load::Failed(outcome) => (StepReport { error: outcome.error.clone(), ..finished(&measure, outcome.code, outcome.stage, None) }, None),
+        Load::Failed(outcome) => (StepReport { error: outcome.error.clone(), ..StepReport::measured(&measure, outcome.code, outcome.stage) }, None),
     }
 }
 
 fn call_step(outcome: Outcome, measure: StepClock) -> StepReport {
-    let output = outcome.output.as_deref();
-    StepReport {
-        error: outcome.error.clone(),
-        output_bytes: output.map_or(0, |o| o.len() as u64),
-        ..finished(&measure, outcome.code, outcome.stage, output)
-    }
-}
-
-/// A step's report with its clock read: what it came to and what it cost.
-fn finished(clock: &StepClock, code: Code, stage: Stage, output: Option<&[u8]>) -> StepReport {
-    let (wall, cpu) = clock.read();
-    StepReport {
-        code,
-        stage,
-        error: None,
-        findings: Vec::new(),
-        refused_by: Vec::new(),
-        output: output.map(|o| String::from_utf8_lossy(o).into_owned()),
-        output_bytes: 0,
-        wall_ms: millis(wall),
-        cpu_ms: millis(cpu),
-        cpu_after_deadline_ms: None,
-    }
+    StepReport { error: outcome.error.clone(), ..StepReport::measured(&measure, outcome.code, outcome.stage) }
+        .with_output(outcome.output.as_deref())
 }
