@@ -119,6 +119,8 @@ pub struct ControlFlow {
     pub max_br_table_targets: u32,
     /// Operators of any kind; every [`ControlFlow::OPS_PER_UNIT`] of them add a unit.
     pub operators: u64,
+    /// An operator of a proposal Winch does not compile ([`crate::features::winch_compiles`]).
+    pub beyond_winch: bool,
 }
 
 impl ControlFlow {
@@ -170,6 +172,9 @@ macro_rules! define_counting_visit {
         $(
             fn $visit(&mut self $($(,$arg: $argty)*)?) -> V::Output {
                 self.counts.operators += 1;
+                if const { !crate::features::winch_compiles(stringify!($proposal)) } {
+                    self.counts.beyond_winch = true;
+                }
                 count_operator!(self, $visit $($($arg)*)?);
                 self.inner.$visit($($($arg),*)?)
             }
@@ -181,6 +186,8 @@ impl<'a, V: wasmparser::VisitOperator<'a>> wasmparser::VisitOperator<'a> for Cou
     type Output = V::Output;
 
     fn simd_visitor(&mut self) -> Option<&mut dyn wasmparser::VisitSimdOperator<'a, Output = Self::Output>> {
+        // Asked for at every SIMD operator, which Winch does not compile everywhere.
+        self.counts.beyond_winch = true;
         self.inner.simd_visitor()
     }
 
@@ -248,6 +255,9 @@ pub struct Analysis {
     /// The payload of the `stockade.manifest` custom section(s), with their data offsets.
     #[serde(skip)]
     pub embedded_manifests: Vec<(usize, Vec<u8>)>,
+    /// A body uses an operator of a proposal Winch does not compile.
+    #[serde(skip)]
+    pub beyond_winch: bool,
 }
 
 /// Why a module was not accepted by the decoder or validator.
@@ -392,18 +402,44 @@ fn pass(bytes: &[u8], features: WasmFeatures, caps: &SectionCaps) -> Result<Anal
         }
         collector.record(&payload).map_err(|e| (Fault::Decode, e))?;
     }
-    let mut allocations = FuncValidatorAllocations::default();
     let mut analysis = collector.analysis.expect("a module that validates starts with a version header");
-    for (i, (func, body)) in functions.into_iter().enumerate() {
-        let mut func_validator = func.into_validator(allocations);
-        let counts = validate_counting(&mut func_validator, &body, features).map_err(|e| (Fault::Validate, e))?;
+    for (i, counts) in validate_bodies(functions, features)?.into_iter().enumerate() {
+        analysis.beyond_winch |= counts.beyond_winch;
         if let Some(recorded) = analysis.bodies.get_mut(i) {
             recorded.control_flow = counts.total();
             recorded.max_br_table_targets = counts.max_br_table_targets;
         }
-        allocations = func_validator.into_allocations();
     }
     Ok(analysis)
+}
+
+/// Below this many bytes of function bodies, validating them on one thread is faster than
+/// handing them out (a handful of small plugins' bodies take microseconds).
+const PARALLEL_BODY_BYTES: usize = 256 << 10;
+
+/// Validates every function body, in parallel on rayon's pool for big modules (as
+/// `wasm-tools validate` does: each body's validator needs only the module's validated
+/// sections), and counts what each asks of the compiler. The error reported is the first body's
+/// in module order, whichever thread found it.
+fn validate_bodies(
+    functions: Vec<(wasmparser::FuncToValidate<wasmparser::ValidatorResources>, wasmparser::FunctionBody<'_>)>,
+    features: WasmFeatures,
+) -> Result<Vec<ControlFlow>, PassError> {
+    let validate = |allocations: &mut FuncValidatorAllocations, (func, body): (wasmparser::FuncToValidate<_>, wasmparser::FunctionBody<'_>)| {
+        let mut validator = func.into_validator(std::mem::take(allocations));
+        let counts = validate_counting(&mut validator, &body, features);
+        *allocations = validator.into_allocations();
+        counts
+    };
+    let body_bytes: usize = functions.iter().map(|(_, body)| body.range().len()).sum();
+    let results: Vec<_> = if body_bytes < PARALLEL_BODY_BYTES {
+        let mut allocations = FuncValidatorAllocations::default();
+        functions.into_iter().map(|f| validate(&mut allocations, f)).collect()
+    } else {
+        use rayon::prelude::*;
+        functions.into_par_iter().map_init(FuncValidatorAllocations::default, validate).collect()
+    };
+    results.into_iter().map(|r| r.map_err(|e| PassError::from((Fault::Validate, e)))).collect()
 }
 
 /// Builds the [`Analysis`] from the payload stream. Nested modules and components are seen
@@ -646,10 +682,18 @@ impl Analysis {
             custom_section_bytes: 0,
             nested_modules: 0,
             embedded_manifests: Vec::new(),
+            beyond_winch: false,
         }
     }
 
     /// The plugin ABIs the module's imports belong to.
+    /// Whether Winch can compile this module: a core module whose bodies use only what it
+    /// compiles. (Types and sections of other proposals are caught by the Winch engine's own
+    /// validation, and the module then goes to Cranelift.)
+    pub fn winch_can_compile(&self) -> bool {
+        self.kind == ModuleKind::Module && !self.beyond_winch
+    }
+
     pub fn abis(&self) -> Vec<Abi> {
         let mut abis: Vec<Abi> = Vec::new();
         for abi in self.imports.iter().filter_map(|i| i.abi) {

@@ -97,3 +97,24 @@ impl<'de> Deserialize<'de> for FeatureSet {
         Ok(set)
     }
 }
+
+/// The features wasmtime 48's baseline compiler, Winch, compiles on every target it runs on:
+/// the rest (SIMD, which needs AVX and is partly implemented; tail calls, GC, function
+/// references, exceptions, relaxed SIMD, threads …) go to Cranelift. A Winch engine is built
+/// with the policy's features within these, so that it never meets what it cannot compile.
+pub const WINCH_FEATURES: WasmFeatures = BASELINE
+    .union(WasmFeatures::BULK_MEMORY)
+    .union(WasmFeatures::REFERENCE_TYPES)
+    .union(WasmFeatures::MULTI_VALUE)
+    .union(WasmFeatures::SATURATING_FLOAT_TO_INT)
+    .union(WasmFeatures::SIGN_EXTENSION)
+    .union(WasmFeatures::EXTENDED_CONST);
+
+/// Whether Winch compiles the operators of `proposal` (as wasmparser names proposals in its
+/// operator table): the operator-level face of [`WINCH_FEATURES`], read by the analysis.
+pub const fn winch_compiles(proposal: &str) -> bool {
+    matches!(
+        proposal.as_bytes(),
+        b"mvp" | b"bulk_memory" | b"reference_types" | b"saturating_float_to_int" | b"sign_extension"
+    )
+}

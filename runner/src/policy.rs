@@ -31,6 +31,8 @@ pub struct Policy {
     pub capabilities: Grants,
     #[serde(default)]
     pub signatures: SignaturePolicy,
+    #[serde(default)]
+    pub engine: EngineSettings,
     /// Severity overrides by code; `allow` drops the finding.
     #[serde(default)]
     pub severity: BTreeMap<Code, Level>,
@@ -141,6 +143,28 @@ pub struct Limits {
     /// Bytes of all custom sections together (static).
     #[serde(deserialize_with = "units::bytes_in::<_, 0, { 4 * GIB }>")]
     pub custom_section_size: Bytes,
+}
+
+/// How plugins are compiled: the `[engine]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct EngineSettings {
+    pub compiler: Compiler,
+}
+
+/// Which of wasmtime's code generators compiles a plugin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compiler {
+    /// Winch for a module compiled to run once (a cold `run`, a conformance case) when it
+    /// uses nothing Winch cannot compile; Cranelift for what is cached and kept.
+    #[default]
+    Auto,
+    /// Cranelift, wasmtime's optimizing compiler: the fastest code, the slowest to compile.
+    Cranelift,
+    /// Winch, wasmtime's baseline compiler: compiles in a fraction of Cranelift's time into
+    /// slower code; not every proposal (SIMD, tail calls, GC, exceptions) is supported.
+    Winch,
 }
 
 /// Whether calls of one plugin share an instance.

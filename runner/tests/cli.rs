@@ -234,18 +234,79 @@ fn run_reports_a_contained_plugin_with_exit_1() {
     assert!(text.contains("(over the limit)"), "the value over its limit is marked: {text}");
 }
 
+/// `stockade run --format json` with a cache directory; the outcome document.
+fn run_cached(plugin: &str, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", plugin, "--call", "greet", "--input", "cache", "--format", "json", "--cache-dir", cache.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = stockade(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["output"], "Hello, cache!");
+    json
+}
+
+fn artifacts(cache: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cache) else { return Vec::new() };
+    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect()
+}
+
 #[test]
-fn run_reuses_its_compiled_module_cache() {
+fn run_caches_cranelifts_code_and_trusts_only_what_it_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
-    for _ in 0..2 {
-        let out = stockade(&["run", greet, "--call", "greet", "--input", "cache", "--cache-dir", cache.to_str().unwrap()]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Hello, cache!"));
+    let cranelift = ["--compiler", "cranelift"];
+    let from = |json: &serde_json::Value| (json["stats"]["module_from"].as_str().unwrap().to_string(), json["stats"]["compiler"].as_str().unwrap().to_string());
+    assert_eq!(from(&run_cached(greet, &cache, &cranelift)), ("compiled".into(), "cranelift".into()));
+    assert_eq!(from(&run_cached(greet, &cache, &cranelift)), ("disk".into(), "cranelift".into()));
+    assert_eq!(artifacts(&cache).len(), 1, "one compiled artifact, reused by the second run");
+
+    // Another engine configuration (fuel on) never picks up this engine's artifact.
+    let fueled = dir.path().join("fuel.toml");
+    std::fs::write(&fueled, "[policy]\nname = \"fuel\"\n[limits]\nfuel = 100000000\n").unwrap();
+    let fueled = ["--compiler", "cranelift", "--policy", fueled.to_str().unwrap()];
+    assert_eq!(from(&run_cached(greet, &cache, &fueled)).0, "compiled");
+    assert_eq!(artifacts(&cache).len(), 2);
+
+    // Tampered and planted artifacts are compiled afresh, never deserialized.
+    for path in artifacts(&cache) {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
     }
-    let artifacts = std::fs::read_dir(&cache).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm")).count();
-    assert_eq!(artifacts, 1, "one compiled artifact, reused by the second run");
+    assert_eq!(from(&run_cached(greet, &cache, &cranelift)).0, "compiled", "tampered");
+    for path in artifacts(&cache) {
+        std::fs::write(&path, b"not an artifact this cache wrote").unwrap();
+    }
+    assert_eq!(from(&run_cached(greet, &cache, &cranelift)).0, "compiled", "planted");
+
+    // --no-cache neither reads nor writes: every run compiles.
+    for _ in 0..2 {
+        let out = stockade(&["run", greet, "--call", "greet", "--no-cache", "--compiler", "cranelift", "--format", "json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["stats"]["module_from"], "compiled");
+    }
+    let out = stockade(&["run", greet, "--call", "greet", "--no-cache", "--cache-dir", "x"]);
+    assert_eq!(code(&out), 2, "the two contradict each other");
+}
+
+#[test]
+fn a_cold_run_uses_winch_and_leaves_cranelifts_code_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    let first = run_cached(greet, &cache, &[]);
+    assert_eq!(first["stats"]["compiler"], "winch", "{first}");
+    assert_eq!(first["stats"]["module_from"], "compiled");
+    // The background compile finishes on its own time; a busy machine may take seconds.
+    let waited = std::time::Instant::now();
+    while artifacts(&cache).is_empty() && waited.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let later = run_cached(greet, &cache, &[]);
+    assert_eq!((later["stats"]["compiler"].as_str(), later["stats"]["module_from"].as_str()), (Some("cranelift"), Some("disk")), "{later}");
 }
 
 #[test]

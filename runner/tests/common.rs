@@ -30,11 +30,13 @@ pub fn vet_path(path: &Path, policy: &Policy) -> Vetting {
     stockade::vet(&file, &VetOptions::new(policy)).expect("vet completes")
 }
 
-/// Runs the `stockade` binary with colour off.
+/// Runs the `stockade` binary with colour off, its default module cache in the build's
+/// temporary directory rather than the user's.
 pub fn stockade(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
         .args(args)
         .env("NO_COLOR", "1")
+        .env("STOCKADE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("module-cache"))
         .output()
         .expect("the binary runs")
 }

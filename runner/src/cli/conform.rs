@@ -49,10 +49,15 @@ pub struct Opts {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     cases_per_worker: Option<u64>,
 
+    /// The compiler the workers use, over the policy's `engine.compiler` (recorded in the
+    /// report's policy name and digest).
+    #[arg(long, value_enum, value_name = "COMPILER")]
+    compiler: Option<stockade::policy::Compiler>,
+
     /// Merge the conformance.json reports of shards instead of running anything: shards 1..N of
     /// one partition, each exactly once, of the same tool, policy and corpus (anything else is
     /// refused with exit 1 and no report).
-    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs", "adapter", "cases_per_worker"])]
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs", "adapter", "cases_per_worker", "compiler"])]
     merge: Vec<PathBuf>,
 }
 
@@ -109,8 +114,16 @@ impl Opts {
     }
 
     fn run_corpus(&self) -> anyhow::Result<Conformance> {
-        let (policy, policy_text) = self.policy.load_with_text()?;
-        let policy_digest = Digested { name: policy.name().to_string(), sha256: hex::encode(sha2::Sha256::digest(policy_text)) };
+        let (mut policy, mut policy_text) = self.policy.load_with_text()?;
+        let mut name = policy.name().to_string();
+        if let Some(compiler) = self.compiler {
+            policy.engine.compiler = compiler;
+            let value = serde_json::to_value(compiler)?;
+            let value = value.as_str().unwrap_or_default();
+            name.push_str(&format!(" (compiler {value})"));
+            policy_text.push_str(&format!("\n# --compiler {value}\n"));
+        }
+        let policy_digest = Digested { name, sha256: hex::encode(sha2::Sha256::digest(policy_text)) };
         let xfail_path = self.xfail.clone().or_else(|| {
             let default = self.corpus.join(conform::XFAIL_FILE);
             default.exists().then_some(default)

@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use stockade::Policy;
 
 mod conform;
 mod explain;
+mod fill_cache;
 mod inspect;
 mod run;
 mod vet;
@@ -42,6 +44,8 @@ pub enum Command {
     Explain(explain::Opts),
     #[command(hide = true)]
     Worker(worker::Opts),
+    #[command(hide = true)]
+    FillCache(fill_cache::Opts),
 }
 
 impl Command {
@@ -53,6 +57,7 @@ impl Command {
             Command::Conform(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
             Command::Worker(opts) => opts.run(),
+            Command::FillCache(opts) => opts.run(),
         }
     }
 }
@@ -110,6 +115,72 @@ impl PolicyArg {
         match &self.policy {
             Some(path) => Ok(Policy::read(path)?),
             None => Ok((Policy::builtin_default(), stockade::policy::DEFAULT_POLICY_TOML.to_string())),
+        }
+    }
+}
+
+/// How the commands that compile plugins compile them and where they cache the result.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CompileArgs {
+    /// Keep compiled modules in this directory (keyed by the module's SHA-256 and the engine's
+    /// configuration, authenticated before use); the user's cache directory when left out.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the compiled-module cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// The compiler; the policy's `engine.compiler` (by default `auto`: Winch for a module
+    /// that is not cached yet, Cranelift's code from the cache) when left out.
+    #[arg(long, value_enum, value_name = "COMPILER")]
+    pub compiler: Option<stockade::policy::Compiler>,
+}
+
+impl CompileArgs {
+    /// The cache directory in use, if any.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache { None } else { self.cache_dir.clone().or_else(stockade::sandbox::cache::default_dir) }
+    }
+
+    /// A sandbox for one process that runs a plugin once: instances allocated on demand
+    /// (nothing reserved up front), Winch for what is not cached under `auto`.
+    pub fn sandbox_options(&self) -> anyhow::Result<stockade::sandbox::SandboxOptions> {
+        let cache_dir = self.cache_dir();
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
+        }
+        Ok(stockade::sandbox::SandboxOptions {
+            allocation: stockade::sandbox::Allocation::OnDemand,
+            cache_dir,
+            compiler: self.compiler,
+            runs_once: true,
+        })
+    }
+
+    /// Starts `stockade fill-cache` in the background to compile the module with Cranelift
+    /// into the cache, and does not wait for it: this run already has Winch's code.
+    pub fn fill_cache_in_background(&self, plugin: &Path, sha256: &str, policy: &Policy) {
+        let Some(dir) = self.cache_dir() else { return };
+        let Ok(program) = std::env::current_exe() else { return };
+        let mut command = std::process::Command::new(program);
+        command
+            .arg("fill-cache")
+            .arg(plugin)
+            .arg("--sha256")
+            .arg(sha256)
+            .arg("--cache-dir")
+            .arg(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // Its own process group: a Ctrl-C meant for this run does not stop the fill, and it
+        // outlives this process.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let Ok(mut child) = command.spawn() else { return };
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = std::io::Write::write_all(&mut stdin, serde_json::to_string(policy).unwrap_or_default().as_bytes());
         }
     }
 }

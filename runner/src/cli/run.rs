@@ -7,9 +7,11 @@ use anyhow::Context;
 
 use stockade::Code;
 use stockade::report;
+use stockade::policy::Compiler;
+use stockade::sandbox::cache::Source;
 use stockade::sandbox::{Input, Load, LoadOptions, Sandbox};
 
-use super::{HumanOrJson, LoadArgs, Status};
+use super::{CompileArgs, HumanOrJson, LoadArgs, Status};
 
 /// Run a plugin: vet it, then call one export inside the sandbox under the policy's limits.
 #[derive(clap::Parser)]
@@ -38,10 +40,8 @@ pub struct Opts {
     #[command(flatten)]
     load: LoadArgs,
 
-    /// Keep compiled modules in this directory, keyed by the module's SHA-256 and the
-    /// engine's configuration, authenticated before use; a later run skips compiling.
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    compile: CompileArgs,
 
     #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
     format: HumanOrJson,
@@ -52,7 +52,12 @@ Examples:
   stockade run corpus/guests/extism-greet/extism-greet.wasm --call greet --input world
   stockade run plugin.wasm --call lint --input @source.txt --format json
   stockade run math.wat --call add --arg 2 --arg 3
-  stockade run plugin.wasm --call transform --cache-dir ~/.cache/stockade
+  stockade run plugin.wasm --call transform --no-cache --compiler cranelift
+
+Compiled modules are cached in the user's cache directory (STOCKADE_CACHE_DIR, else
+~/.cache/stockade on Linux), authenticated before use and bounded in size. A module that is
+not cached yet is compiled by Winch (fast to compile) for this run while a background process
+compiles it with Cranelift into the cache, so that later runs get optimized code at once.
 
 Exit status:
   0  the call returned normally (outcome `ok`)
@@ -81,10 +86,7 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.load.policy.load()?;
         let input = Input { bytes: read_input(&self.input)?, args: self.args };
-        if let Some(dir) = &self.cache_dir {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
-        }
-        let sandbox = Sandbox::with_cache(&policy, self.cache_dir.as_deref())?;
+        let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options()?)?;
         let file = super::read_plugin(&self.plugin)?;
         let options = LoadOptions { manifest: self.load.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
         let mut out = anstream::stdout().lock();
@@ -97,7 +99,13 @@ impl Opts {
                 return Ok(Status::Findings);
             }
             Load::Failed(outcome) => outcome,
-            Load::Ready(plugin) => plugin.call(&self.call, &input),
+            Load::Ready(plugin) => {
+                let outcome = plugin.call(&self.call, &input);
+                if plugin.compiler == Compiler::Winch && plugin.module_source == Source::Compiled {
+                    self.compile.fill_cache_in_background(&self.plugin, &plugin.vetting().sha256, &policy);
+                }
+                outcome
+            }
         };
         match self.format {
             HumanOrJson::Human => write!(out, "{}", report::run::human(&outcome, &self.call, &policy.limits, super::stdout_colored()))?,

@@ -170,44 +170,65 @@ impl StepClock {
 
 /// Reads the process's CPU at a call's deadline, from a thread that sleeps until then, so
 /// that the CPU spent after it can be told from the CPU spent before.
+///
+/// One sampler thread serves the whole process (a worker makes one call at a time; starting a
+/// thread per call cost more than a small case's call): arming sets its deadline, disarming
+/// clears it.
 pub struct DeadlineSampler {
-    shared: Arc<(Mutex<Option<Duration>>, Condvar, Mutex<bool>)>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
+
+#[derive(Default)]
+struct SamplerSlot {
+    deadline: Option<Instant>,
+    sample: Option<Duration>,
+}
+
+static SAMPLER: std::sync::LazyLock<Arc<(Mutex<SamplerSlot>, Condvar)>> = std::sync::LazyLock::new(|| {
+    let shared = Arc::new((Mutex::new(SamplerSlot::default()), Condvar::new()));
+    let theirs = shared.clone();
+    let started = std::thread::Builder::new().name("deadline-sampler".into()).spawn(move || {
+        let (slot, wake) = &*theirs;
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            guard = match guard.deadline {
+                None => wake.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        guard.sample = Some(own_cpu());
+                        guard.deadline = None;
+                        guard
+                    } else {
+                        wake.wait_timeout(guard, deadline - now).unwrap_or_else(|e| e.into_inner()).0
+                    }
+                }
+            };
+        }
+    });
+    if let Err(e) = started {
+        tracing::warn!("cannot start the deadline sampler: {e}");
+    }
+    shared
+});
 
 impl DeadlineSampler {
     pub fn arm(timeout: Duration) -> DeadlineSampler {
-        let shared = Arc::new((Mutex::new(None), Condvar::new(), Mutex::new(false)));
-        let deadline = Instant::now() + timeout;
-        let theirs = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("deadline-sampler".into())
-            .spawn(move || {
-                let (sample, wake, done) = &*theirs;
-                let mut finished = done.lock().unwrap_or_else(|e| e.into_inner());
-                while !*finished {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        *sample.lock().unwrap_or_else(|e| e.into_inner()) = Some(own_cpu());
-                        return;
-                    }
-                    finished = wake.wait_timeout(finished, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-                }
-            })
-            .ok();
-        DeadlineSampler { shared, thread }
+        let (slot, wake) = &**SAMPLER;
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        *guard = SamplerSlot { deadline: Some(Instant::now() + timeout), sample: None };
+        wake.notify_all();
+        DeadlineSampler { _not_send: std::marker::PhantomData }
     }
 
     /// The CPU spent since the deadline; zero when the call ended before it.
-    pub fn disarm(mut self) -> Duration {
+    pub fn disarm(self) -> Duration {
         let now = own_cpu();
-        let (sample, wake, done) = &*self.shared;
-        *done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let (slot, wake) = &**SAMPLER;
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        guard.deadline = None;
+        let at_deadline = guard.sample.take();
         wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        let at_deadline = *sample.lock().unwrap_or_else(|e| e.into_inner());
         at_deadline.map_or(Duration::ZERO, |at| now.saturating_sub(at))
     }
 }

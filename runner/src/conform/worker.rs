@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use crate::code::{Code, Severity};
-use crate::sandbox::{Input, Load, LoadOptions, Outcome, Plugin, Sandbox, Stage};
+use crate::sandbox::{Allocation, Input, Load, LoadOptions, Outcome, Plugin, Sandbox, SandboxOptions, Stage};
 use crate::source::PluginFile;
 
 use super::accounting::{self, DeadlineSampler, StepClock, millis};
@@ -93,7 +93,10 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
             return response;
         }
     };
-    let sandbox = match Sandbox::new(&policy) {
+    // Each case compiles its own modules: its verdict (a compile timeout, the compile's
+    // memory) must not depend on which cases this worker ran before it.
+    crate::sandbox::forget_compiled_modules();
+    let sandbox = match Sandbox::with_options(&policy, &sandbox_options()) {
         Ok(sandbox) => sandbox,
         Err(e) => {
             failed_before_loading(format!("cannot create the sandbox: {e}"), &mut response);
@@ -142,6 +145,18 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
     }
     response
 }
+
+/// Every case of a worker shares the engines of its policy's configuration (built once per
+/// worker), not the modules they compiled. A case runs its plugins once, so under `auto` they
+/// are compiled by Winch; nothing is written to the disk cache, so that one run's grading does
+/// not depend on what an earlier run left there.
+fn sandbox_options() -> SandboxOptions {
+    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true }
+}
+
+/// Instances a worker holds at once: one case at a time, each of its plugins with its idle
+/// instances and the one calling.
+const WORKER_ALLOCATION: Allocation = Allocation::Pooling { instances: 64 };
 
 fn load_step(load: Load, measure: StepClock) -> (StepReport, Option<Plugin>) {
     match load {

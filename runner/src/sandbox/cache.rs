@@ -1,16 +1,16 @@
 //! Compiled modules, cached by the module's SHA-256 and the engine's compatibility hash.
 //!
 //! In memory, a compiled [`Module`] is shared by every load of the same bytes in one process
-//! (a hot reload costs a lookup). On disk, each artifact is stored with an HMAC-SHA-256 under
+//! (a hot reload costs a lookup): each shared engine remembers what it compiled. On disk, in
+//! the user's cache directory by default, bounded in size (least recently used go first), each
+//! artifact is stored with an HMAC-SHA-256 under
 //! a random key that only this cache directory holds, and checked before it is deserialized:
 //! `Module::deserialize` trusts its input completely, so it must never see bytes this cache
 //! did not write (a truncated file, another engine's artifact, anything planted).
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -48,63 +48,101 @@ pub enum CacheError {
     Random(String),
 }
 
-pub struct ModuleCache {
-    engine_hash: String,
-    memory: Mutex<HashMap<String, Module>>,
-    disk: Option<DiskCache>,
-}
+/// The bytes of compiled modules a cache directory may hold before the least recently used
+/// are removed. A compiled plugin is typically 2 to 10 times its module's size.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
-struct DiskCache {
+/// Compiled modules on disk, for one engine configuration.
+pub struct DiskCache {
     dir: PathBuf,
     key: [u8; 32],
+    engine_hash: String,
+    max_bytes: u64,
 }
 
 /// Where a module came from, for stats and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Source {
     Compiled,
+    /// Compiled earlier in this process.
     Memory,
+    /// Read from the disk cache.
     Disk,
 }
 
-impl ModuleCache {
-    pub fn new(engine: &Engine, dir: Option<&Path>) -> Result<ModuleCache, CacheError> {
-        let disk = dir.map(DiskCache::open).transpose()?;
-        Ok(ModuleCache { engine_hash: engine_hash(engine), memory: Mutex::new(HashMap::new()), disk })
+/// The platform's user cache directory for Stockade (`$XDG_CACHE_HOME/stockade` or
+/// `~/.cache/stockade` on Linux, `~/Library/Caches/stockade` on macOS, `%LOCALAPPDATA%\stockade`
+/// on Windows), or `STOCKADE_CACHE_DIR` when it is set, as wasmtime and extism place theirs.
+pub fn default_dir() -> Option<PathBuf> {
+    match std::env::var_os("STOCKADE_CACHE_DIR") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => dirs::cache_dir().map(|dir| dir.join("stockade")),
     }
+}
 
-    /// The compiled module for `sha256`, if this cache has a trustworthy one.
-    pub fn get(&self, engine: &Engine, sha256: &str) -> Option<(Module, Source)> {
-        if let Some(module) = self.memory.lock().expect("cache lock").get(sha256) {
-            return Some((module.clone(), Source::Memory));
-        }
-        let disk = self.disk.as_ref()?;
-        let bytes = disk.read_verified(&self.file_name(sha256))?;
+impl DiskCache {
+    /// The module for `sha256`, if this cache has a trustworthy one for `engine`.
+    pub fn get(&self, engine: &Engine, sha256: &str) -> Option<Module> {
+        let name = self.file_name(sha256);
+        let bytes = self.read_verified(&name)?;
         // SAFETY: the bytes are exactly what `Module::serialize` produced for an engine with
         // this compatibility hash: the HMAC under this directory's private key proves this
         // cache wrote them, and the file name binds the engine hash.
         let module = unsafe { Module::deserialize(engine, &bytes) }.ok()?;
-        self.memory.lock().expect("cache lock").insert(sha256.to_string(), module.clone());
-        Some((module, Source::Disk))
+        // Used now: the last to be evicted.
+        if let Ok(file) = std::fs::File::options().append(true).open(self.dir.join(&name)) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+        Some(module)
     }
 
     pub fn put(&self, sha256: &str, module: &Module) {
-        self.memory.lock().expect("cache lock").insert(sha256.to_string(), module.clone());
-        if let (Some(disk), Ok(bytes)) = (&self.disk, module.serialize()) {
-            // A cache that cannot be written is only slower; the load itself succeeded.
-            if let Err(error) = disk.write_signed(&self.file_name(sha256), &bytes) {
-                tracing::warn!("cannot write the module cache: {error}");
-            }
+        let Ok(bytes) = module.serialize() else { return };
+        // A cache that cannot be written is only slower; the load itself succeeded.
+        if let Err(error) = self.write_signed(&self.file_name(sha256), &bytes) {
+            tracing::warn!("cannot write the module cache: {error}");
+        }
+        if let Err(error) = self.evict() {
+            tracing::warn!("cannot trim the module cache: {error}");
         }
     }
 
     fn file_name(&self, sha256: &str) -> String {
         format!("{sha256}-{}.cwasm", self.engine_hash)
     }
-}
 
-impl DiskCache {
-    fn open(dir: &Path) -> Result<DiskCache, CacheError> {
+    /// Removes the least recently used artifacts until the directory holds at most
+    /// `max_bytes` of them.
+    fn evict(&self) -> std::io::Result<()> {
+        let mut artifacts = Vec::new();
+        let mut total = 0u64;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.path().extension().is_none_or(|x| x != "cwasm") {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            total += meta.len();
+            artifacts.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len(), entry.path()));
+        }
+        artifacts.sort();
+        for (_, len, path) in artifacts {
+            if total <= self.max_bytes {
+                break;
+            }
+            std::fs::remove_file(&path)?;
+            total -= len;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating it if need be) the cache directory `dir` for `engine`'s artifacts.
+    pub fn open(dir: &Path, engine: &Engine) -> Result<DiskCache, CacheError> {
+        DiskCache::open_bounded(dir, engine, DEFAULT_MAX_BYTES)
+    }
+
+    pub fn open_bounded(dir: &Path, engine: &Engine, max_bytes: u64) -> Result<DiskCache, CacheError> {
         let io = |source| CacheError::Io { path: dir.display().to_string(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let key_path = dir.join(KEY_FILE);
@@ -117,7 +155,7 @@ impl DiskCache {
                 key
             }
         };
-        Ok(DiskCache { dir: dir.to_path_buf(), key })
+        Ok(DiskCache { dir: dir.to_path_buf(), key, engine_hash: engine_hash(engine), max_bytes })
     }
 
     fn mac(&self) -> HmacSha256 {

@@ -28,20 +28,22 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use wasmtime::{Engine, InstancePre, Store};
+use wasmtime::{InstancePre, Store};
 
 use crate::abi::extism::{Kernel, KernelSetup, Vars};
 use crate::budget::MemoryBudget;
 use crate::capability::Abi;
 use crate::code::Code;
 use crate::grant::PluginGrants;
-use crate::policy::{InstanceReuse, Limits, Policy};
+use crate::policy::{Compiler, InstanceReuse, Limits, Policy};
 use crate::source::PluginFile;
 use crate::vet::{self, VetOptions, Vetting};
 
+use engine::{EngineSpec, SharedEngine};
 use instance::{Call, State, Warm};
 use wasi::WasiSetup;
 
+pub use engine::{Allocation, forget_compiled_modules};
 pub use outcome::{Outcome, Stage, Stats};
 
 /// How many idle instances one plugin keeps for reuse. Idle instances hold pool slots, so this
@@ -57,28 +59,134 @@ pub enum SandboxError {
     Read(#[from] crate::source::ReadError),
 }
 
-/// An engine for one policy, with its epoch ticker.
+/// How a sandbox is built: the instance allocator, the compiled-module cache and the compiler.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    pub allocation: Allocation,
+    /// Where compiled modules are kept between processes; `None` keeps them in memory only.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Overrides the policy's `engine.compiler`.
+    pub compiler: Option<Compiler>,
+    /// Each plugin is compiled to run once or a few times (a one-shot `run`, a conformance
+    /// case): under `compiler = "auto"`, a module not in the cache is compiled by Winch,
+    /// whose compile time is a fraction of Cranelift's. Long-lived hosts leave this off and
+    /// get Cranelift's code from the start.
+    pub runs_once: bool,
+}
+
+impl Default for SandboxOptions {
+    /// For a long-lived host: pooled instances, Cranelift, no disk cache.
+    fn default() -> SandboxOptions {
+        SandboxOptions { allocation: Allocation::Pooling { instances: DEFAULT_POOLED_INSTANCES }, cache_dir: None, compiler: None, runs_once: false }
+    }
+}
+
+/// Live instances a default sandbox's pool holds slots for, across all its plugins: enough for
+/// every plugin to have its idle instances and a call in flight on each of a few threads.
+pub const DEFAULT_POOLED_INSTANCES: u32 = 100;
+
+/// Engines for one policy (shared with every other sandbox of the same engine configuration
+/// in the process) and the module cache.
 pub struct Sandbox {
-    engine: Engine,
+    /// Cranelift's engine: what is cached and what long-lived hosts run.
+    optimizing: SharedEngine,
+    /// Winch's engine, when the compiler choice may use it.
+    baseline: Option<SharedEngine>,
+    compiler: Compiler,
+    runs_once: bool,
     policy: Policy,
-    cache: cache::ModuleCache,
+    disk: Option<cache::DiskCache>,
 }
 
 impl Sandbox {
     pub fn new(policy: &Policy) -> Result<Sandbox, SandboxError> {
-        Sandbox::with_cache(policy, None)
+        Sandbox::with_options(policy, &SandboxOptions::default())
     }
 
-    /// A sandbox whose compiled modules are also cached on disk in `cache_dir`.
-    pub fn with_cache(policy: &Policy, cache_dir: Option<&std::path::Path>) -> Result<Sandbox, SandboxError> {
+    pub fn with_options(policy: &Policy, options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         let error = |message: String| SandboxError::Engine { policy: policy.name().to_string(), message };
-        let engine = engine::new_engine(policy).map_err(|e| error(format!("{e:#}")))?;
-        let cache = cache::ModuleCache::new(&engine, cache_dir).map_err(|e| error(e.to_string()))?;
-        Ok(Sandbox { engine, policy: policy.clone(), cache })
+        let compiler = options.compiler.unwrap_or(policy.engine.compiler);
+        let engine_for = |compiler| {
+            engine::shared(&EngineSpec::new(policy, compiler, options.allocation)).map_err(|e| error(format!("{e:#}")))
+        };
+        let optimizing = engine_for(Compiler::Cranelift)?;
+        let baseline = match compiler {
+            Compiler::Cranelift => None,
+            Compiler::Winch => Some(engine_for(Compiler::Winch)?),
+            Compiler::Auto if options.runs_once => Some(engine_for(Compiler::Winch)?),
+            Compiler::Auto => None,
+        };
+        let disk = match &options.cache_dir {
+            Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine).map_err(|e| error(e.to_string()))?),
+            None => None,
+        };
+        Ok(Sandbox { optimizing, baseline, compiler, runs_once: options.runs_once, policy: policy.clone(), disk })
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The compiled module for these bytes: from memory, from the disk cache (Cranelift's code
+    /// only), or compiled now by the compiler the choice and the module's features allow.
+    fn compile(&self, sha256: &str, bytes: Arc<[u8]>, winch_can_compile: bool) -> Result<Compiled<'_>, Outcome> {
+        let use_winch = match self.compiler {
+            Compiler::Cranelift => false,
+            Compiler::Winch => winch_can_compile,
+            Compiler::Auto => self.runs_once && winch_can_compile,
+        };
+        if let Some(module) = self.optimizing.remembered(sha256) {
+            return Ok(Compiled { module, source: cache::Source::Memory, compiler: Compiler::Cranelift, engine: &self.optimizing });
+        }
+        if let Some(module) = self.disk.as_ref().and_then(|disk| disk.get(&self.optimizing.engine, sha256)) {
+            self.optimizing.remember(sha256, &module);
+            return Ok(Compiled { module, source: cache::Source::Disk, compiler: Compiler::Cranelift, engine: &self.optimizing });
+        }
+        let timeout = self.policy.limits.compile_timeout.get();
+        let started = Instant::now();
+        if let (Some(baseline), true) = (&self.baseline, use_winch) {
+            if let Some(module) = baseline.remembered(sha256) {
+                return Ok(Compiled { module, source: cache::Source::Memory, compiler: Compiler::Winch, engine: baseline });
+            }
+            match engine::compile_bounded(&baseline.engine, bytes.clone(), timeout) {
+                Ok(module) => {
+                    baseline.remember(sha256, &module);
+                    return Ok(Compiled { module, source: cache::Source::Compiled, compiler: Compiler::Winch, engine: baseline });
+                }
+                Err(outcome) if outcome.code == Code::CompileTimeout => return Err(outcome),
+                // Types or sections of a proposal Winch does not compile (the analysis sees
+                // operators only): Cranelift compiles it, in what is left of the time.
+                Err(_) => {}
+            }
+        }
+        let (engine, compiler) = (&self.optimizing, Compiler::Cranelift);
+        let left = timeout.saturating_sub(started.elapsed());
+        let module = engine::compile_bounded(&engine.engine, bytes, left)?;
+        engine.remember(sha256, &module);
+        // Only Cranelift's code is kept on disk: later runs and long-lived hosts get full speed.
+        if compiler == Compiler::Cranelift
+            && let Some(disk) = &self.disk
+        {
+            disk.put(sha256, &module);
+        }
+        Ok(Compiled { module, source: cache::Source::Compiled, compiler, engine })
+    }
+
+    /// Compiles vetted bytes with Cranelift into the disk cache, for a later run: what a cold
+    /// run that used Winch leaves to a background process. Returns whether the cache holds
+    /// the module now.
+    pub fn fill_cache(&self, sha256: &str, bytes: Vec<u8>) -> bool {
+        let Some(disk) = &self.disk else { return false };
+        if disk.get(&self.optimizing.engine, sha256).is_some() {
+            return true;
+        }
+        match engine::compile_bounded(&self.optimizing.engine, bytes.into(), self.policy.limits.compile_timeout.get()) {
+            Ok(module) => {
+                disk.put(sha256, &module);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Vets, compiles and links a plugin.
@@ -93,23 +201,21 @@ impl Sandbox {
             return Ok(Load::Refused(Box::new(vetting)));
         };
         let abi = if analysis.abis().contains(&Abi::Extism) { CallAbi::Extism } else { CallAbi::Core };
-        let bytes = match file.binary() {
-            Ok(bytes) => bytes.into_owned(),
+        let bytes: Arc<[u8]> = match file.binary() {
+            Ok(bytes) => bytes.into_owned().into(),
             Err(_) => return Ok(Load::Refused(Box::new(vetting))),
         };
 
         let started = Instant::now();
-        let (module, module_source) = match self.cache.get(&self.engine, &vetting.sha256) {
-            Some(cached) => cached,
-            None => match engine::compile_bounded(&self.engine, bytes, self.policy.limits.compile_timeout.get()) {
-                Ok(module) => {
-                    self.cache.put(&vetting.sha256, &module);
-                    (module, cache::Source::Compiled)
-                }
-                Err(outcome) => return Ok(Load::Failed(outcome.at(Stage::Load))),
-            },
+        let compiled = match self.compile(&vetting.sha256, bytes, analysis.winch_can_compile()) {
+            Ok(compiled) => compiled,
+            Err(outcome) => return Ok(Load::Failed(outcome.at(Stage::Load))),
         };
         let compile_ns = started.elapsed().as_nanos() as u64;
+        let Compiled { module, source: module_source, compiler, engine } = compiled;
+        if let Some(outcome) = engine::exceeds_limits(&module, &self.policy) {
+            return Ok(Load::Failed(outcome.at(Stage::Load)));
+        }
 
         let grants = PluginGrants::new(&self.policy, vetting.manifest.manifest());
         // What the grant decision refuses is not linked, for every ABI alike: the plugin is
@@ -119,7 +225,7 @@ impl Sandbox {
             let message = format!("cannot link: `{}.{}` is not granted to this plugin", import.module(), import.name());
             return Ok(Load::Failed(Outcome::failed(Code::HostCallDenied, message).at(Stage::Load)));
         }
-        let linker = link::linker(&self.engine, &grants, &module)
+        let linker = link::linker(&engine.engine, &grants, &module)
             .map_err(|e| SandboxError::Engine { policy: self.policy.name().to_string(), message: format!("{e:#}") })?;
         let pre = match linker.instantiate_pre(&module) {
             Ok(pre) => pre,
@@ -146,6 +252,7 @@ impl Sandbox {
         let vars = Arc::new(Vars::new(limits.vars.get()));
         Ok(Load::Ready(Plugin {
             module_source,
+            compiler,
             budget: MemoryBudget::new(limits.memory.get(), vars.counter()),
             kernel: KernelSetup {
                 config: Arc::new(options.config.clone()),
@@ -164,6 +271,14 @@ impl Sandbox {
             vetting: Box::new(vetting),
         }))
     }
+}
+
+/// A module and the engine that compiled it.
+struct Compiled<'s> {
+    module: wasmtime::Module,
+    source: cache::Source,
+    compiler: Compiler,
+    engine: &'s SharedEngine,
 }
 
 /// What loading a plugin came to.
@@ -199,6 +314,8 @@ pub enum CallAbi {
 pub struct Plugin {
     /// Whether the module was compiled for this load or came from the cache.
     pub module_source: cache::Source,
+    /// Which compiler made the code this plugin runs.
+    pub compiler: Compiler,
     pre: InstancePre<State>,
     abi: CallAbi,
     /// Set when the module imports WASI preview 1: its calls run on a fiber.
@@ -251,7 +368,13 @@ impl Plugin {
 
     /// Calls `function`, in an idle instance of this plugin if there is one, else in a fresh one.
     pub fn call(&self, function: &str, input: &Input) -> Outcome {
-        let mut stats = Stats { compile_ns: self.compile_ns, input_bytes: input.bytes.len() as u64, ..Stats::default() };
+        let mut stats = Stats {
+            compile_ns: self.compile_ns,
+            input_bytes: input.bytes.len() as u64,
+            compiler: Some(self.compiler),
+            module_from: Some(self.module_source),
+            ..Stats::default()
+        };
         if input.bytes.len() as u64 > self.limits.input.get() {
             let message = format!("{} bytes of input; the limit is {}", input.bytes.len(), self.limits.input);
             return Outcome::failed(Code::InputTooLarge, message).with_stats(stats);

@@ -23,6 +23,12 @@ pub struct Stats {
     pub wall_ns: u64,
     pub compile_ns: u64,
     pub instantiate_ns: u64,
+    /// Which compiler made the code that ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compiler: Option<crate::policy::Compiler>,
+    /// Whether the module was compiled for this load or came from a cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module_from: Option<super::cache::Source>,
     /// Bytes written to files through read-write directories in this call.
     #[serde(skip_serializing_if = "is_zero")]
     pub disk_written_bytes: u64,

@@ -1,0 +1,44 @@
+//! `stockade fill-cache` (hidden): what `run` leaves in the background after a cold run with
+//! Winch: the same module compiled by Cranelift into the cache, for the runs after it.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use stockade::Policy;
+use stockade::sandbox::{Allocation, Sandbox, SandboxOptions};
+
+use super::Status;
+
+/// Compile a plugin `run` vetted with Cranelift into the module cache (internal).
+#[derive(clap::Parser)]
+pub struct Opts {
+    #[arg(value_name = "PLUGIN")]
+    plugin: PathBuf,
+
+    /// The module's SHA-256 as `run` vetted it: anything else is not compiled.
+    #[arg(long, value_name = "HEX")]
+    sha256: String,
+
+    #[arg(long, value_name = "DIR")]
+    cache_dir: PathBuf,
+}
+
+impl Opts {
+    /// Reads the policy (JSON) from stdin.
+    pub fn run(self) -> anyhow::Result<Status> {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the policy from stdin")?;
+        let policy: Policy = serde_json::from_str(&text).context("the policy on stdin")?;
+        let file = super::read_plugin(&self.plugin)?;
+        // The file may have changed since it was vetted: only the vetted bytes are compiled.
+        if file.sha256() != self.sha256 {
+            return Ok(Status::Findings);
+        }
+        let bytes = file.binary().map_err(|e| anyhow::anyhow!("{e}"))?.into_owned();
+        let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: Some(self.cache_dir), compiler: None, runs_once: false };
+        let sandbox = Sandbox::with_options(&policy, &options)?;
+        Ok(if sandbox.fill_cache(&self.sha256, bytes) { Status::Ok } else { Status::Findings })
+    }
+}
