@@ -79,6 +79,11 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("noop-call");
     group.sample_size(30).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    {
+        let mut checkout = noop.checkout().expect("an instance");
+        let export = checkout.typed::<(), i32>("noop").expect("noop is () -> i32");
+        group.bench_function("stockade typed (checked-out instance)", |b| b.iter(|| checkout.call(&export, ()).unwrap()));
+    }
     group.bench_function("stockade (reused instance)", |b| b.iter(|| noop.call("noop", &Input::default())));
     group.bench_function("stockade (fresh instance per call)", |b| b.iter(|| noop_fresh.call("noop", &Input::default())));
     let mut store = wasmtime::Store::new(&raw_engine, ());

@@ -48,6 +48,11 @@ fn vet_beside_validation(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("wasmparser-validate", &name), &bytes, |b, bytes| {
             b.iter(|| wasmparser::Validator::new_with_features(features).validate_all(bytes).unwrap())
         });
+        // What `wasm-tools validate` does: the sections in order, then the function bodies in
+        // parallel, each with its own validator.
+        group.bench_with_input(BenchmarkId::new("wasmparser-parallel-validate", &name), &bytes, |b, bytes| {
+            b.iter(|| parallel_validate(bytes, features))
+        });
         group.bench_with_input(BenchmarkId::new("stockade-analyze", &name), &bytes, |b, bytes| {
             b.iter(|| stockade::analyze::analyze(bytes, &policy.features).unwrap())
         });
@@ -58,6 +63,22 @@ fn vet_beside_validation(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+fn parallel_validate(bytes: &[u8], features: wasmparser::WasmFeatures) {
+    use rayon::prelude::*;
+    let mut validator = wasmparser::Validator::new_with_features(features);
+    let mut bodies = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::ValidPayload::Func(func, body) = validator.payload(&payload.unwrap()).unwrap() {
+            bodies.push((func, body));
+        }
+    }
+    bodies.into_par_iter().for_each_init(wasmparser::FuncValidatorAllocations::default, |allocations, (func, body)| {
+        let mut validator = func.into_validator(std::mem::take(allocations));
+        validator.validate(&body).unwrap();
+        *allocations = validator.into_allocations();
+    });
 }
 
 criterion_group!(benches, vet_beside_validation);

@@ -263,7 +263,9 @@ fn run_caches_cranelifts_code_and_trusts_only_what_it_wrote() {
 
     // Another engine configuration (fuel on) never picks up this engine's artifact.
     let fueled = dir.path().join("fuel.toml");
-    std::fs::write(&fueled, "[policy]\nname = \"fuel\"\n[limits]\nfuel = 100000000\n").unwrap();
+    let text = stockade::policy::DEFAULT_POLICY_TOML.replace("# fuel = 1_000_000_000", "fuel = 1_000_000_000");
+    assert!(text.contains("\nfuel = "));
+    std::fs::write(&fueled, text).unwrap();
     let fueled = ["--compiler", "cranelift", "--policy", fueled.to_str().unwrap()];
     assert_eq!(from(&run_cached(greet, &cache, &fueled)).0, "compiled");
     assert_eq!(artifacts(&cache).len(), 2);
@@ -380,4 +382,61 @@ fn text_from_a_plugin_is_escaped_for_the_terminal() {
     assert!(json["output"].as_str().unwrap().starts_with("\u{1b}]0;owned\u{7}"), "JSON output is exact");
     let out = stockade(&["inspect", forged.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+}
+
+/// A core module whose `work` export loops `n` times.
+fn looping_plugin(dir: &Path, name: &str, n: u32) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let wat = format!(
+        r#"(module (func (export "work") (result i32) (local $i i32)
+             (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                      (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))
+             (local.get $i)))"#
+    );
+    std::fs::write(&path, wat).unwrap();
+    path
+}
+
+#[test]
+fn bench_gates_a_release_on_its_baseline_and_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = looping_plugin(dir.path(), "fast.wat", 100_000);
+    let slow = looping_plugin(dir.path(), "slow.wat", 300_000);
+    let bench = |plugin: &Path, extra: &[&str]| {
+        let mut args = vec!["bench", plugin.to_str().unwrap(), "--call", "work", "--iterations", "50"];
+        args.extend_from_slice(extra);
+        stockade(&args)
+    };
+    let out = bench(&fast, &["--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"], "stockade.bench/1");
+    for figure in ["cold-load", "cached-load", "instantiate", "call-p50", "call-p99", "peak-rss", "instructions"] {
+        assert!(report["figures"][figure].as_u64().is_some_and(|v| v > 0), "{figure}: {report}");
+    }
+    let baseline = dir.path().join("baseline.json");
+    std::fs::write(&baseline, &out.stdout).unwrap();
+
+    // The same plugin against its own baseline passes; timing noise on a busy machine is
+    // what the generous bound here absorbs (instructions do not vary at all).
+    let out = bench(&fast, &["--baseline", baseline.to_str().unwrap(), "--max-regression", "60%"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stdout));
+    // Three times the work is caught, and the figures over are named.
+    let out = bench(&slow, &["--baseline", baseline.to_str().unwrap(), "--max-regression", "60%"]);
+    assert_eq!(code(&out), 1);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("over: instructions is"), "{text}");
+
+    let budget = dir.path().join("budget.toml");
+    std::fs::write(&budget, "instructions = 1000\npeak-rss = \"4GiB\"\n").unwrap();
+    let out = bench(&fast, &["--budget", budget.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("over: instructions is"));
+
+    std::fs::write(&budget, "call-p50 = \"fast\"\n").unwrap();
+    assert_tool_error(&bench(&fast, &["--budget", budget.to_str().unwrap()]), "call-p50");
+    std::fs::write(&budget, "speed = 1\n").unwrap();
+    assert_tool_error(&bench(&fast, &["--budget", budget.to_str().unwrap()]), "not a figure");
+    std::fs::write(&baseline, "{}").unwrap();
+    assert_eq!(code(&bench(&fast, &["--baseline", baseline.to_str().unwrap()])), 2);
 }

@@ -26,11 +26,11 @@ pub struct Opts {
 }
 
 impl Opts {
-    /// Reads the policy (JSON) from stdin.
+    /// Reads the policy (TOML) from stdin.
     pub fn run(self) -> anyhow::Result<Status> {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("cannot read the policy from stdin")?;
-        let policy: Policy = serde_json::from_str(&text).context("the policy on stdin")?;
+        let policy = Policy::from_toml(&text, stockade::document::Origin::Builtin("the policy on stdin"))?;
         let file = super::read_plugin(&self.plugin)?;
         // The file may have changed since it was vetted: only the vetted bytes are compiled.
         if file.sha256() != self.sha256 {

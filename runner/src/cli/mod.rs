@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use stockade::Policy;
 
+mod bench;
 mod conform;
 mod explain;
 mod fill_cache;
@@ -41,6 +42,7 @@ pub enum Command {
     Inspect(inspect::Opts),
     Run(run::Opts),
     Conform(conform::Opts),
+    Bench(bench::Opts),
     Explain(explain::Opts),
     #[command(hide = true)]
     Worker(worker::Opts),
@@ -55,6 +57,7 @@ impl Command {
             Command::Inspect(opts) => opts.run(),
             Command::Run(opts) => opts.run(),
             Command::Conform(opts) => opts.run(),
+            Command::Bench(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
             Command::Worker(opts) => opts.run(),
             Command::FillCache(opts) => opts.run(),
@@ -180,7 +183,7 @@ impl CompileArgs {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let Ok(mut child) = command.spawn() else { return };
         if let Some(mut stdin) = child.stdin.take() {
-            let _ = std::io::Write::write_all(&mut stdin, serde_json::to_string(policy).unwrap_or_default().as_bytes());
+            let _ = std::io::Write::write_all(&mut stdin, toml::to_string(policy).unwrap_or_default().as_bytes());
         }
     }
 }

@@ -70,7 +70,7 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
 }
 
-fn read_input(spec: &str) -> anyhow::Result<Vec<u8>> {
+pub fn read_input(spec: &str) -> anyhow::Result<Vec<u8>> {
     if spec == "-" {
         let mut bytes = Vec::new();
         std::io::stdin().read_to_end(&mut bytes).context("cannot read the input from stdin")?;

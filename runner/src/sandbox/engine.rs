@@ -19,6 +19,12 @@ use crate::policy::{Compiler, Policy};
 
 /// How often the epoch ticker ticks; deadlines are rounded up to it.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// The epoch deadline for a timeout: rounded up to whole ticks, and one more, since the
+/// current tick may be about to end.
+pub(super) fn epoch_ticks(timeout: Duration) -> u64 {
+    timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
+}
+
 /// wasmparser's own limit on tables per module.
 const MAX_TABLES_PER_MODULE: u32 = 100;
 /// Bytes of instance metadata (VMContext: globals, function references, imports) one instance
@@ -113,6 +119,10 @@ impl EngineSpec {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         } else {
             config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            // A copy-on-write image of the module's data costs a memfd and a copy of every
+            // segment when the module is loaded, and pays off only over many instances: not
+            // for the handful a one-shot process makes.
+            config.memory_init_cow(false);
         }
         config
     }

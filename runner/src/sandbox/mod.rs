@@ -90,8 +90,10 @@ pub const DEFAULT_POOLED_INSTANCES: u32 = 100;
 pub struct Sandbox {
     /// Cranelift's engine: what is cached and what long-lived hosts run.
     optimizing: SharedEngine,
-    /// Winch's engine, when the compiler choice may use it.
-    baseline: Option<SharedEngine>,
+    /// Winch's engine, when the compiler choice may use it: built at the first module that
+    /// is not cached, since a run whose module is cached never needs it.
+    baseline: Option<EngineSpec>,
+    baseline_engine: std::sync::OnceLock<Option<SharedEngine>>,
     compiler: Compiler,
     runs_once: bool,
     policy: Policy,
@@ -112,15 +114,15 @@ impl Sandbox {
         let optimizing = engine_for(Compiler::Cranelift)?;
         let baseline = match compiler {
             Compiler::Cranelift => None,
-            Compiler::Winch => Some(engine_for(Compiler::Winch)?),
-            Compiler::Auto if options.runs_once => Some(engine_for(Compiler::Winch)?),
+            Compiler::Winch => Some(EngineSpec::new(policy, Compiler::Winch, options.allocation)),
+            Compiler::Auto if options.runs_once => Some(EngineSpec::new(policy, Compiler::Winch, options.allocation)),
             Compiler::Auto => None,
         };
         let disk = match &options.cache_dir {
             Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine).map_err(|e| error(e.to_string()))?),
             None => None,
         };
-        Ok(Sandbox { optimizing, baseline, compiler, runs_once: options.runs_once, policy: policy.clone(), disk })
+        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), compiler, runs_once: options.runs_once, policy: policy.clone(), disk })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -144,7 +146,12 @@ impl Sandbox {
         }
         let timeout = self.policy.limits.compile_timeout.get();
         let started = Instant::now();
-        if let (Some(baseline), true) = (&self.baseline, use_winch) {
+        let baseline = match (&self.baseline, use_winch) {
+            // An engine that cannot be built leaves Cranelift to compile.
+            (Some(spec), true) => self.baseline_engine.get_or_init(|| engine::shared(spec).ok()).as_ref(),
+            _ => None,
+        };
+        if let Some(baseline) = baseline {
             if let Some(module) = baseline.remembered(sha256) {
                 return Ok(Compiled { module, source: cache::Source::Memory, compiler: Compiler::Winch, engine: baseline });
             }
@@ -333,6 +340,70 @@ pub struct Plugin {
     vetting: Box<Vetting>,
 }
 
+/// An instance taken from a plugin for typed calls ([`Plugin::checkout`]).
+pub struct Checkout<'p> {
+    plugin: &'p Plugin,
+    /// Taken back into the plugin's idle instances on drop.
+    warm: Option<Warm>,
+    /// No call trapped or hit a limit: the instance may be reused.
+    healthy: bool,
+}
+
+/// An export checked against its Rust types once, for [`Checkout::call`].
+pub struct TypedExport<Params, Results>(wasmtime::TypedFunc<Params, Results>);
+
+impl Checkout<'_> {
+    /// The export `name`, if it has exactly these parameter and result types.
+    pub fn typed<Params: wasmtime::WasmParams, Results: wasmtime::WasmResults>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedExport<Params, Results>, Outcome> {
+        let warm = self.warm.as_mut().expect("held until drop");
+        warm.instance
+            .get_typed_func::<Params, Results>(&mut warm.store, name)
+            .map(TypedExport)
+            .map_err(|e| Outcome::failed(Code::Trap, format!("export `{name}`: {e:#}")))
+    }
+
+    /// Calls `export` under the plugin's deadline and fuel. A trap or a limit ends the
+    /// instance's reuse, as in [`Plugin::call`], and comes back as its outcome.
+    pub fn call<Params: wasmtime::WasmParams, Results: wasmtime::WasmResults>(
+        &mut self,
+        export: &TypedExport<Params, Results>,
+        params: Params,
+    ) -> Result<Results, Outcome> {
+        let limits = &self.plugin.limits;
+        let store = &mut self.warm.as_mut().expect("held until drop").store;
+        let deadline = Instant::now() + limits.timeout.get();
+        let state = store.data_mut();
+        state.limiter.budget.reset_peak();
+        state.kernel.deadline = deadline;
+        store.set_epoch_deadline(engine::epoch_ticks(limits.timeout.get()));
+        if let Some(fuel) = limits.fuel {
+            store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
+        }
+        export.0.call(&mut *store, params).map_err(|error| {
+            self.healthy = false;
+            let outcome = outcome::from_error(&error, store.data()).at(Stage::Call);
+            outcome::finish(outcome, store, Stats::default())
+        })
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if !(self.healthy && self.plugin.reuse_instances) {
+            return;
+        }
+        let Some(mut warm) = self.warm.take() else { return };
+        warm.store.data_mut().kernel.end_call();
+        let mut idle = self.plugin.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_INSTANCES_PER_PLUGIN {
+            idle.push(warm);
+        }
+    }
+}
+
 /// What a call is given.
 #[derive(Clone, Debug, Default)]
 pub struct Input {
@@ -419,6 +490,29 @@ impl Plugin {
             }
         }
         outcome
+    }
+
+    /// Takes an instance for a series of typed calls from one thread: an idle one if there is
+    /// one, else a fresh one. While held, calls through it skip what [`Plugin::call`] does per
+    /// call (finding an instance, looking the export up, converting values from and to text),
+    /// and keep what makes a call safe (the deadline, fuel, the memory budget). Dropped, the
+    /// instance goes back to the plugin's idle instances if every call returned normally and
+    /// the policy reuses instances. Not for WASI programs, whose calls need a fresh instance.
+    pub fn checkout(&self) -> Result<Checkout<'_>, Outcome> {
+        if self.wasi.is_some() {
+            return Err(Outcome::failed(Code::Trap, "a WASI program is called through `call`: each call gets a fresh instance"));
+        }
+        let deadline = Instant::now() + self.limits.timeout.get();
+        let idle = if self.reuse_instances { self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
+        let warm = match idle {
+            Some(warm) => warm,
+            None => {
+                let mut stats = Stats::default();
+                let store = self.new_store(&Input::default(), deadline, &mut stats)?;
+                self.instantiate_in(store, &mut stats)?
+            }
+        };
+        Ok(Checkout { plugin: self, warm: Some(warm), healthy: true })
     }
 
     /// A call of a module that imports WASI: a fresh instance, instantiated and called on a
@@ -522,8 +616,7 @@ impl Plugin {
         // other plugins' input is not copied, or charged, a second time.
         let kernel_input: &[u8] = if self.abi == CallAbi::Extism { &input.bytes } else { &[] };
         state.kernel.begin_call(kernel_input, deadline).map_err(|fault| Outcome::failed(fault.code(), fault.to_string()))?;
-        let ticks = timeout.as_nanos().div_ceil(engine::EPOCH_TICK.as_nanos()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(engine::epoch_ticks(timeout));
         if let Some(fuel) = self.limits.fuel {
             store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
         }
