@@ -54,6 +54,11 @@ pub struct Opts {
     #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent, requires = "baseline")]
     max_regression: f64,
 
+    /// Check only these figures against the budget and the baseline (repeatable): a CI on a
+    /// shared machine gates on `instructions` and `peak-rss`, which its neighbours do not move.
+    #[arg(long = "only", value_name = "FIGURE", value_parser = clap::builder::PossibleValuesParser::new(FIGURES.iter().map(|f| f.name)))]
+    only: Vec<String>,
+
     #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
     format: HumanOrJson,
 }
@@ -64,6 +69,7 @@ Examples:
   stockade bench plugin.wasm --call transform --format json > baseline.json
   stockade bench plugin.wasm --call transform --baseline baseline.json --max-regression 10%
   stockade bench plugin.wasm --call transform --budget benches/plugin-budget.toml
+  stockade bench plugin.wasm --call transform --baseline baseline.json --only instructions
 
 Figures: cold-load (vet, compile, link; nothing cached), cached-load (from the disk cache),
 instantiate, call-p50 and call-p99 (on a reused instance), peak-rss (the process's VmHWM while
@@ -127,6 +133,9 @@ impl Opts {
         if let Some(baseline) = &baseline {
             let path = self.baseline.as_ref().expect("read above").display();
             over.extend(bench::regressions(&report, baseline, self.max_regression).map_err(|e| anyhow::anyhow!("the baseline {path}: {e}"))?);
+        }
+        if !self.only.is_empty() {
+            over.retain(|problem| self.only.contains(&problem.figure));
         }
         let mut out = anstream::stdout().lock();
         match self.format {
