@@ -1,8 +1,9 @@
 //! The sandbox: compile, link and run a vetted plugin on wasmtime under the call budget.
 //!
-//! - [`engine`]: one engine per policy, configured from the same feature table the validator
-//!   uses; wall-clock limits by epoch interruption (one ticker per engine, a deadline per
-//!   store); bounded compilation.
+//! - [`engine`]: one engine per engine configuration per process (features from the same
+//!   table the validator uses, compiler, allocator), shared by every sandbox; wall-clock limits
+//!   by epoch interruption (one ticker for all engines, a deadline per store); bounded
+//!   compilation by Cranelift or Winch.
 //! - [`limiter`]: linear memory draws on the plugin's one memory budget ([`crate::budget`]),
 //!   which the Extism kernel and the WASI context draw on too; table elements are capped.
 //! - [`link`]: the linker holds only the host functions of granted capabilities.
