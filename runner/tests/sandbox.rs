@@ -615,3 +615,42 @@ fn a_refused_grow_is_not_charged() {
     let outcome = p.call("run", &Input::default());
     assert_eq!((outcome.code, outcome.output.as_deref()), (Code::Ok, Some(&b"1"[..])), "{outcome:?}");
 }
+
+#[test]
+fn the_disk_cache_stays_within_its_bound_and_keeps_what_was_used_last() {
+    use stockade::sandbox::cache::DiskCache;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = wasmtime::Engine::default();
+    let module = |n: u32| {
+        let wat = format!("(module (func (export \"f{n}\") (result i32) (i32.const {n})))");
+        wasmtime::Module::new(&engine, stockade::source::wat_to_wasm(&wat).unwrap()).unwrap()
+    };
+    // What the directory holds, measured on disk, not by the cache's own accounting.
+    let on_disk = || -> (u64, usize) {
+        let artifacts: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .collect();
+        (artifacts.iter().map(|e| e.metadata().unwrap().len()).sum(), artifacts.len())
+    };
+    let one = {
+        let probe = tempfile::tempdir().unwrap();
+        DiskCache::open(probe.path(), &engine).unwrap().put("probe", &module(0));
+        std::fs::read_dir(probe.path()).unwrap().flatten().find(|e| e.path().extension().is_some_and(|x| x == "cwasm")).unwrap().metadata().unwrap().len()
+    };
+    let bound = one * 5 / 2;
+    let cache = DiskCache::open_bounded(dir.path(), &engine, bound).unwrap();
+    cache.put("a", &module(1));
+    std::thread::sleep(Duration::from_millis(20));
+    cache.put("b", &module(2));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(cache.get("a").is_some(), "`a` is used again, after `b`");
+    std::thread::sleep(Duration::from_millis(20));
+    cache.put("c", &module(3));
+    let (bytes, count) = on_disk();
+    assert!(bytes <= bound, "{bytes} bytes on disk; the bound is {bound}");
+    assert_eq!(count, 2);
+    assert!(cache.get("a").is_some() && cache.get("c").is_some(), "the least recently used, `b`, went first");
+    assert!(cache.get("b").is_none());
+}

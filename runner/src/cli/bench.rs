@@ -6,30 +6,17 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use stockade::bench::{self, BenchOptions, BenchReport, Budget, FIGURES, OverBound};
-use stockade::sandbox::{Input, LoadOptions};
+use stockade::sandbox::LoadOptions;
 
-use super::{HumanOrJson, LoadArgs, Status};
+use super::{CallArgs, HumanOrJson, LoadArgs, Status};
 
 /// Measure a plugin: cold and cached load, instantiation, call latency, peak memory and
 /// instructions; check them against a budget or an earlier run.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {
-    /// The plugin module (`.wasm` or `.wat`).
-    #[arg(value_name = "PLUGIN")]
-    plugin: PathBuf,
-
-    /// The export to call.
-    #[arg(long, value_name = "FN")]
-    call: String,
-
-    /// Input for an Extism plugin: `@FILE`, `-` for stdin, or the text itself.
-    #[arg(long, short = 'i', value_name = "INPUT", default_value = "")]
-    input: String,
-
-    /// An argument for a plain core export (repeat for each parameter).
-    #[arg(long = "arg", value_name = "VALUE", allow_hyphen_values = true)]
-    args: Vec<String>,
+    #[command(flatten)]
+    target: CallArgs,
 
     #[command(flatten)]
     load: LoadArgs,
@@ -111,12 +98,12 @@ impl Opts {
             }
             None => None,
         };
-        let file = super::read_plugin(&self.plugin)?;
-        let input = Input { bytes: super::run::read_input(&self.input)?, args: self.args.clone() };
+        let file = super::read_plugin(&self.target.plugin)?;
+        let input = self.target.input()?;
         let options = BenchOptions {
             policy: &policy,
             load: LoadOptions { manifest: self.load.manifest.clone(), ..LoadOptions::default() },
-            function: &self.call,
+            function: &self.target.call,
             input,
             iterations: self.iterations,
             compiler: self.compiler,

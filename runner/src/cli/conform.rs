@@ -118,8 +118,8 @@ impl Opts {
         let mut name = policy.name().to_string();
         if let Some(compiler) = self.compiler {
             policy.engine.compiler = compiler;
-            let value = serde_json::to_value(compiler)?;
-            let value = value.as_str().unwrap_or_default();
+            let value = clap::ValueEnum::to_possible_value(&compiler).expect("every compiler has a name");
+            let value = value.get_name();
             name.push_str(&format!(" (compiler {value})"));
             policy_text.push_str(&format!("\n# --compiler {value}\n"));
         }

@@ -122,6 +122,42 @@ impl PolicyArg {
     }
 }
 
+/// The plugin, the export and what it is given, for the commands that call one export.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CallArgs {
+    /// The plugin module (`.wasm` or `.wat`).
+    #[arg(value_name = "PLUGIN")]
+    pub plugin: PathBuf,
+
+    /// The export to call.
+    #[arg(long, value_name = "FN")]
+    pub call: String,
+
+    /// Input for an Extism plugin: `@FILE`, `-` for stdin, or the text itself.
+    #[arg(long, short = 'i', value_name = "INPUT", default_value = "")]
+    pub input: String,
+
+    /// An argument for a plain core export (repeat for each parameter).
+    #[arg(long = "arg", value_name = "VALUE", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+impl CallArgs {
+    /// The call's input: the bytes `--input` names and the `--arg` values.
+    pub fn input(&self) -> anyhow::Result<stockade::sandbox::Input> {
+        let bytes = if self.input == "-" {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("cannot read the input from stdin")?;
+            bytes
+        } else if let Some(path) = self.input.strip_prefix('@') {
+            std::fs::read(path).with_context(|| format!("cannot read input file {path}"))?
+        } else {
+            self.input.as_bytes().to_vec()
+        };
+        Ok(stockade::sandbox::Input { bytes, args: self.args.clone() })
+    }
+}
+
 /// How the commands that compile plugins compile them and where they cache the result.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompileArgs {

@@ -1,37 +1,21 @@
 //! `stockade run`: vet a plugin, then call one export in the sandbox.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
-
-use anyhow::Context;
+use std::io::Write;
 
 use stockade::Code;
 use stockade::report;
 use stockade::policy::Compiler;
 use stockade::sandbox::cache::Source;
-use stockade::sandbox::{Input, Load, LoadOptions, Sandbox};
+use stockade::sandbox::{Load, LoadOptions, Sandbox};
 
-use super::{CompileArgs, HumanOrJson, LoadArgs, Status};
+use super::{CallArgs, CompileArgs, HumanOrJson, LoadArgs, Status};
 
 /// Run a plugin: vet it, then call one export inside the sandbox under the policy's limits.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {
-    /// The plugin module (`.wasm` or `.wat`).
-    #[arg(value_name = "PLUGIN")]
-    plugin: PathBuf,
-
-    /// The export to call.
-    #[arg(long, value_name = "FN")]
-    call: String,
-
-    /// Input for an Extism plugin: `@FILE`, `-` for stdin, or the text itself.
-    #[arg(long, short = 'i', value_name = "INPUT", default_value = "")]
-    input: String,
-
-    /// An argument for a plain core export (repeat for each parameter).
-    #[arg(long = "arg", value_name = "VALUE", allow_hyphen_values = true)]
-    args: Vec<String>,
+    #[command(flatten)]
+    target: CallArgs,
 
     /// Configuration the plugin reads with `config_get` (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -70,24 +54,12 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
 }
 
-pub fn read_input(spec: &str) -> anyhow::Result<Vec<u8>> {
-    if spec == "-" {
-        let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).context("cannot read the input from stdin")?;
-        Ok(bytes)
-    } else if let Some(path) = spec.strip_prefix('@') {
-        std::fs::read(path).with_context(|| format!("cannot read input file {path}"))
-    } else {
-        Ok(spec.as_bytes().to_vec())
-    }
-}
-
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.load.policy.load()?;
-        let input = Input { bytes: read_input(&self.input)?, args: self.args };
+        let input = self.target.input()?;
         let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options()?)?;
-        let file = super::read_plugin(&self.plugin)?;
+        let file = super::read_plugin(&self.target.plugin)?;
         let options = LoadOptions { manifest: self.load.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
         let mut out = anstream::stdout().lock();
         let outcome = match sandbox.load(&file, &options)? {
@@ -100,15 +72,15 @@ impl Opts {
             }
             Load::Failed(outcome) => outcome,
             Load::Ready(plugin) => {
-                let outcome = plugin.call(&self.call, &input);
+                let outcome = plugin.call(&self.target.call, &input);
                 if plugin.compiler == Compiler::Winch && plugin.module_source == Source::Compiled {
-                    self.compile.fill_cache_in_background(&self.plugin, &plugin.vetting().sha256, &policy);
+                    self.compile.fill_cache_in_background(&self.target.plugin, &plugin.vetting().sha256, &policy);
                 }
                 outcome
             }
         };
         match self.format {
-            HumanOrJson::Human => write!(out, "{}", report::run::human(&outcome, &self.call, &policy.limits, super::stdout_colored()))?,
+            HumanOrJson::Human => write!(out, "{}", report::run::human(&outcome, &self.target.call, &policy.limits, super::stdout_colored()))?,
             HumanOrJson::Json => writeln!(out, "{}", report::run::json(&outcome))?,
         }
         out.flush()?;

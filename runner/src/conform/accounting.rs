@@ -174,9 +174,7 @@ impl StepClock {
 /// One sampler thread serves the whole process (a worker makes one call at a time; starting a
 /// thread per call cost more than a small case's call): arming sets its deadline, disarming
 /// clears it.
-pub struct DeadlineSampler {
-    _not_send: std::marker::PhantomData<*const ()>,
-}
+pub struct DeadlineSampler(());
 
 #[derive(Default)]
 struct SamplerSlot {
@@ -218,7 +216,7 @@ impl DeadlineSampler {
         let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
         *guard = SamplerSlot { deadline: Some(Instant::now() + timeout), sample: None };
         wake.notify_all();
-        DeadlineSampler { _not_send: std::marker::PhantomData }
+        DeadlineSampler(())
     }
 
     /// The CPU spent since the deadline; zero when the call ended before it.

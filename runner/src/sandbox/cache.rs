@@ -54,6 +54,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// Compiled modules on disk, for one engine configuration.
 pub struct DiskCache {
+    /// The engine whose artifacts these are: what they are deserialized into.
+    engine: Engine,
     dir: PathBuf,
     key: [u8; 32],
     engine_hash: String,
@@ -82,14 +84,14 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 impl DiskCache {
-    /// The module for `sha256`, if this cache has a trustworthy one for `engine`.
-    pub fn get(&self, engine: &Engine, sha256: &str) -> Option<Module> {
+    /// The module for `sha256`, if this cache has a trustworthy one.
+    pub fn get(&self, sha256: &str) -> Option<Module> {
         let name = self.file_name(sha256);
         let bytes = self.read_verified(&name)?;
         // SAFETY: the bytes are exactly what `Module::serialize` produced for an engine with
         // this compatibility hash: the HMAC under this directory's private key proves this
         // cache wrote them, and the file name binds the engine hash.
-        let module = unsafe { Module::deserialize(engine, &bytes) }.ok()?;
+        let module = unsafe { Module::deserialize(&self.engine, &bytes) }.ok()?;
         // Used now: the last to be evicted.
         if let Ok(file) = std::fs::File::options().append(true).open(self.dir.join(&name)) {
             let _ = file.set_modified(std::time::SystemTime::now());
@@ -155,7 +157,7 @@ impl DiskCache {
                 key
             }
         };
-        Ok(DiskCache { dir: dir.to_path_buf(), key, engine_hash: engine_hash(engine), max_bytes })
+        Ok(DiskCache { engine: engine.clone(), dir: dir.to_path_buf(), key, engine_hash: engine_hash(engine), max_bytes })
     }
 
     fn mac(&self) -> HmacSha256 {

@@ -264,11 +264,25 @@ fn run_on_compile_thread(job: CompileJob) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Compiles on a compile thread and stops waiting at the policy's compile timeout.
+/// The compile timeout of one load, however many compilers it takes: a Cranelift compile
+/// after Winch gave up gets what is left, and a timeout names the policy's figure.
+#[derive(Clone, Copy)]
+pub(super) struct CompileLimit {
+    timeout: Duration,
+    deadline: std::time::Instant,
+}
+
+impl CompileLimit {
+    pub fn starting_now(timeout: Duration) -> CompileLimit {
+        CompileLimit { timeout, deadline: std::time::Instant::now() + timeout }
+    }
+}
+
+/// Compiles on a compile thread and stops waiting at the load's compile deadline.
 ///
 /// Neither compiler can be interrupted, so a timed-out compile finishes in the background and
 /// its result is dropped; the caller gets `compile-timeout` on time.
-pub(super) fn compile_bounded(engine: &Engine, bytes: Arc<[u8]>, timeout: Duration) -> Result<Module, Outcome> {
+pub(super) fn compile_bounded(engine: &Engine, bytes: Arc<[u8]>, limit: CompileLimit) -> Result<Module, Outcome> {
     let (send, receive) = std::sync::mpsc::sync_channel(1);
     let engine = engine.clone();
     // Functions compile in parallel on the compile pool only: compile memory is transient per
@@ -277,12 +291,12 @@ pub(super) fn compile_bounded(engine: &Engine, bytes: Arc<[u8]>, timeout: Durati
         let _ = send.send(COMPILE_POOL.install(|| Module::new(&engine, &bytes)));
     });
     run_on_compile_thread(job).map_err(|e| Outcome::failed(Code::CompileTimeout, format!("cannot start the compiler thread: {e}")))?;
-    match receive.recv_timeout(timeout) {
+    match receive.recv_timeout(limit.deadline.saturating_duration_since(std::time::Instant::now())) {
         Ok(Ok(module)) => Ok(module),
         Ok(Err(error)) => Err(Outcome::failed(engine_refusal_code(&error), format!("the engine rejected the module: {error:#}"))),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Outcome::failed(
             Code::CompileTimeout,
-            format!("compiling took longer than {}", humantime::format_duration(timeout)),
+            format!("compiling took longer than {}", humantime::format_duration(limit.timeout)),
         )),
         // The compiler thread ended without an answer: it panicked.
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {

@@ -91,12 +91,10 @@ pub const DEFAULT_POOLED_INSTANCES: u32 = 100;
 pub struct Sandbox {
     /// Cranelift's engine: what is cached and what long-lived hosts run.
     optimizing: SharedEngine,
-    /// Winch's engine, when the compiler choice may use it: built at the first module that
-    /// is not cached, since a run whose module is cached never needs it.
+    /// Winch's engine, when the compiler choice lets a module not in the cache use it: built
+    /// at the first such module, since a run whose module is cached never needs it.
     baseline: Option<EngineSpec>,
     baseline_engine: std::sync::OnceLock<Option<SharedEngine>>,
-    compiler: Compiler,
-    runs_once: bool,
     policy: Policy,
     disk: Option<cache::DiskCache>,
 }
@@ -113,17 +111,17 @@ impl Sandbox {
             engine::shared(&EngineSpec::new(policy, compiler, options.allocation)).map_err(|e| error(format!("{e:#}")))
         };
         let optimizing = engine_for(Compiler::Cranelift)?;
-        let baseline = match compiler {
-            Compiler::Cranelift => None,
-            Compiler::Winch => Some(EngineSpec::new(policy, Compiler::Winch, options.allocation)),
-            Compiler::Auto if options.runs_once => Some(EngineSpec::new(policy, Compiler::Winch, options.allocation)),
-            Compiler::Auto => None,
+        let winch_allowed = match compiler {
+            Compiler::Cranelift => false,
+            Compiler::Winch => true,
+            Compiler::Auto => options.runs_once,
         };
+        let baseline = winch_allowed.then(|| EngineSpec::new(policy, Compiler::Winch, options.allocation));
         let disk = match &options.cache_dir {
             Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine).map_err(|e| error(e.to_string()))?),
             None => None,
         };
-        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), compiler, runs_once: options.runs_once, policy: policy.clone(), disk })
+        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), policy: policy.clone(), disk })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -131,35 +129,32 @@ impl Sandbox {
     }
 
     /// The compiled module for these bytes: from memory, from the disk cache (Cranelift's code
-    /// only), or compiled now by the compiler the choice and the module's features allow.
+    /// only), or compiled now, by Winch when the choice allows it and the module uses nothing
+    /// Winch lacks, else by Cranelift (whose code alone goes to the disk cache).
     fn compile(&self, sha256: &str, bytes: Arc<[u8]>, winch_can_compile: bool) -> Result<Compiled<'_>, Outcome> {
-        let use_winch = match self.compiler {
-            Compiler::Cranelift => false,
-            Compiler::Winch => winch_can_compile,
-            Compiler::Auto => self.runs_once && winch_can_compile,
-        };
+        let optimized = |module, source| Compiled { module, source, compiler: Compiler::Cranelift, engine: &self.optimizing };
         if let Some(module) = self.optimizing.remembered(sha256) {
-            return Ok(Compiled { module, source: cache::Source::Memory, compiler: Compiler::Cranelift, engine: &self.optimizing });
+            return Ok(optimized(module, cache::Source::Memory));
         }
-        if let Some(module) = self.disk.as_ref().and_then(|disk| disk.get(&self.optimizing.engine, sha256)) {
+        if let Some(module) = self.disk.as_ref().and_then(|disk| disk.get(sha256)) {
             self.optimizing.remember(sha256, &module);
-            return Ok(Compiled { module, source: cache::Source::Disk, compiler: Compiler::Cranelift, engine: &self.optimizing });
+            return Ok(optimized(module, cache::Source::Disk));
         }
-        let timeout = self.policy.limits.compile_timeout.get();
-        let started = Instant::now();
-        let baseline = match (&self.baseline, use_winch) {
+        let limit = engine::CompileLimit::starting_now(self.policy.limits.compile_timeout.get());
+        let baseline = match &self.baseline {
             // An engine that cannot be built leaves Cranelift to compile.
-            (Some(spec), true) => self.baseline_engine.get_or_init(|| engine::shared(spec).ok()).as_ref(),
+            Some(spec) if winch_can_compile => self.baseline_engine.get_or_init(|| engine::shared(spec).ok()).as_ref(),
             _ => None,
         };
         if let Some(baseline) = baseline {
+            let winch = |module, source| Compiled { module, source, compiler: Compiler::Winch, engine: baseline };
             if let Some(module) = baseline.remembered(sha256) {
-                return Ok(Compiled { module, source: cache::Source::Memory, compiler: Compiler::Winch, engine: baseline });
+                return Ok(winch(module, cache::Source::Memory));
             }
-            match engine::compile_bounded(&baseline.engine, bytes.clone(), timeout) {
+            match engine::compile_bounded(&baseline.engine, bytes.clone(), limit) {
                 Ok(module) => {
                     baseline.remember(sha256, &module);
-                    return Ok(Compiled { module, source: cache::Source::Compiled, compiler: Compiler::Winch, engine: baseline });
+                    return Ok(winch(module, cache::Source::Compiled));
                 }
                 Err(outcome) if outcome.code == Code::CompileTimeout => return Err(outcome),
                 // Types or sections of a proposal Winch does not compile (the analysis sees
@@ -167,34 +162,19 @@ impl Sandbox {
                 Err(_) => {}
             }
         }
-        let (engine, compiler) = (&self.optimizing, Compiler::Cranelift);
-        let left = timeout.saturating_sub(started.elapsed());
-        let module = engine::compile_bounded(&engine.engine, bytes, left)?;
-        engine.remember(sha256, &module);
-        // Only Cranelift's code is kept on disk: later runs and long-lived hosts get full speed.
-        if compiler == Compiler::Cranelift
-            && let Some(disk) = &self.disk
-        {
+        let module = engine::compile_bounded(&self.optimizing.engine, bytes, limit)?;
+        self.optimizing.remember(sha256, &module);
+        if let Some(disk) = &self.disk {
             disk.put(sha256, &module);
         }
-        Ok(Compiled { module, source: cache::Source::Compiled, compiler, engine })
+        Ok(optimized(module, cache::Source::Compiled))
     }
 
     /// Compiles vetted bytes with Cranelift into the disk cache, for a later run: what a cold
     /// run that used Winch leaves to a background process. Returns whether the cache holds
     /// the module now.
     pub fn fill_cache(&self, sha256: &str, bytes: Vec<u8>) -> bool {
-        let Some(disk) = &self.disk else { return false };
-        if disk.get(&self.optimizing.engine, sha256).is_some() {
-            return true;
-        }
-        match engine::compile_bounded(&self.optimizing.engine, bytes.into(), self.policy.limits.compile_timeout.get()) {
-            Ok(module) => {
-                disk.put(sha256, &module);
-                true
-            }
-            Err(_) => false,
-        }
+        self.disk.is_some() && self.compile(sha256, bytes.into(), false).is_ok()
     }
 
     /// Vets, compiles and links a plugin.
@@ -373,16 +353,8 @@ impl Checkout<'_> {
         export: &TypedExport<Params, Results>,
         params: Params,
     ) -> Result<Results, Outcome> {
-        let limits = &self.plugin.limits;
         let store = &mut self.warm.as_mut().expect("held until drop").store;
-        let deadline = Instant::now() + limits.timeout.get();
-        let state = store.data_mut();
-        state.limiter.budget.reset_peak();
-        state.kernel.deadline = deadline;
-        store.set_epoch_deadline(engine::epoch_ticks(limits.timeout.get()));
-        if let Some(fuel) = limits.fuel {
-            store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
-        }
+        self.plugin.arm(store, Instant::now() + self.plugin.limits.timeout.get());
         export.0.call(&mut *store, params).map_err(|error| {
             self.healthy = false;
             let outcome = outcome::from_error(&error, store.data()).at(Stage::Call);
@@ -393,14 +365,11 @@ impl Checkout<'_> {
 
 impl Drop for Checkout<'_> {
     fn drop(&mut self) {
-        if !(self.healthy && self.plugin.reuse_instances) {
-            return;
-        }
-        let Some(mut warm) = self.warm.take() else { return };
-        warm.store.data_mut().kernel.end_call();
-        let mut idle = self.plugin.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < IDLE_INSTANCES_PER_PLUGIN {
-            idle.push(warm);
+        if let Some(warm) = self.warm.take()
+            && self.healthy
+            && self.plugin.reuse_instances
+        {
+            self.plugin.keep_idle(warm);
         }
     }
 }
@@ -484,11 +453,7 @@ impl Plugin {
         // Only an instance whose export returned normally is kept; after a trap, a host fault
         // or a limit it is dropped here, with its memories and tables.
         if self.reuse_instances && matches!(outcome.code, Code::Ok | Code::PluginError) {
-            warm.store.data_mut().kernel.end_call();
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < IDLE_INSTANCES_PER_PLUGIN {
-                idle.push(warm);
-            }
+            self.keep_idle(warm);
         }
         outcome
     }
@@ -610,17 +575,33 @@ impl Plugin {
 
     /// Gives a store this call's input, deadline and fuel, and a clean Extism kernel.
     fn begin_call(&self, store: &mut Store<State>, input: &Input, deadline: Instant) -> Result<(), Outcome> {
-        let timeout = self.limits.timeout.get();
-        let state = store.data_mut();
-        state.limiter.budget.reset_peak();
         // Only an Extism plugin reads its input from the kernel (a WASI program has it on stdin):
         // other plugins' input is not copied, or charged, a second time.
         let kernel_input: &[u8] = if self.abi == CallAbi::Extism { &input.bytes } else { &[] };
-        state.kernel.begin_call(kernel_input, deadline).map_err(|fault| Outcome::failed(fault.code(), fault.to_string()))?;
-        store.set_epoch_deadline(engine::epoch_ticks(timeout));
+        let kernel = &mut store.data_mut().kernel;
+        kernel.begin_call(kernel_input, deadline).map_err(|fault| Outcome::failed(fault.code(), fault.to_string()))?;
+        self.arm(store, deadline);
+        Ok(())
+    }
+
+    /// What every call gets, whichever way it is made: its deadline (for host calls and the
+    /// wasm code), its fuel, and a fresh peak for the memory budget.
+    fn arm(&self, store: &mut Store<State>, deadline: Instant) {
+        let state = store.data_mut();
+        state.limiter.budget.reset_peak();
+        state.kernel.deadline = deadline;
+        store.set_epoch_deadline(engine::epoch_ticks(self.limits.timeout.get()));
         if let Some(fuel) = self.limits.fuel {
             store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
         }
-        Ok(())
+    }
+
+    /// Keeps an instance whose calls all returned normally for the next call, up to the bound.
+    fn keep_idle(&self, mut warm: Warm) {
+        warm.store.data_mut().kernel.end_call();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_INSTANCES_PER_PLUGIN {
+            idle.push(warm);
+        }
     }
 }
