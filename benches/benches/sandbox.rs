@@ -22,7 +22,7 @@ fn stockade_plugin(sandbox: &Sandbox, path: &str, raw: Vec<u8>) -> Plugin {
 }
 
 fn stockade_plugin_with(sandbox: &Sandbox, path: &str, raw: Vec<u8>, options: &LoadOptions) -> Plugin {
-    let file = PluginFile { path: path.into(), raw };
+    let file = PluginFile::new(path, raw);
     match sandbox.load(&file, options).unwrap() {
         Load::Ready(plugin) => plugin,
         _ => panic!("{path} loads"),

@@ -57,7 +57,7 @@ fn vet_beside_validation(c: &mut Criterion) {
             b.iter(|| stockade::analyze::analyze(bytes, &policy.features).unwrap())
         });
         // The whole decision, as `stockade vet` makes it: hashing, manifest lookup, findings.
-        let file = PluginFile { path: PathBuf::from("/nonexistent/bench").join(&name), raw: bytes.clone() };
+        let file = PluginFile::new(PathBuf::from("/nonexistent/bench").join(&name), bytes.clone());
         group.bench_with_input(BenchmarkId::new("stockade-vet", &name), &file, |b, file| {
             b.iter(|| stockade::vet(file, &options).unwrap())
         });

@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let policy = Policy::builtin_default();
     // The first byte picks how the input is named, so the text path is fuzzed too.
     let name = if data.first().is_some_and(|b| b & 1 == 1) { "fuzz.wat" } else { "fuzz.wasm" };
-    let file = PluginFile { path: std::path::PathBuf::from("/nonexistent").join(name), raw: data.to_vec() };
+    let file = PluginFile::new(std::path::PathBuf::from("/nonexistent").join(name), data.to_vec());
     let vetting = stockade::vet(&file, &VetOptions::new(&policy)).expect("no file is read");
     // WABT has no component model: core modules only (version 1).
     let Ok(binary) = file.binary() else { return };

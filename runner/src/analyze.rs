@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 use wasmparser::{
-    BinaryReaderError, Encoding, ExternalKind, FuncValidatorAllocations, Parser, Payload, TypeRef,
-    ValidPayload, Validator, WasmFeatures,
+    BinaryReaderError, Encoding, ExternalKind, FuncToValidate, FuncValidatorAllocations, Parser, Payload, TypeRef,
+    ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 use crate::capability::{self, Abi, ImportClass};
@@ -385,25 +385,104 @@ fn validates(bytes: &[u8], features: WasmFeatures) -> bool {
     Validator::new_with_features(features).validate_all(bytes).is_ok()
 }
 
-fn pass(bytes: &[u8], features: WasmFeatures, caps: &SectionCaps) -> Result<Analysis, PassError> {
+fn pass<'a>(bytes: &'a [u8], features: WasmFeatures, caps: &SectionCaps) -> Result<Analysis, PassError> {
+    // Small modules validate on this thread as they are read: handing work to other threads
+    // costs more than a few small bodies take.
+    if bytes.len() < PARALLEL_MODULE_BYTES {
+        let mut allocations = FuncValidatorAllocations::default();
+        let mut counts = Vec::new();
+        let collector = parse(bytes, features, caps, |func, body| {
+            counts.push(validate_body(&mut allocations, func, &body, features));
+        })?;
+        return finish(collector, counts);
+    }
+    // Big ones: bodies are validated on rayon's pool in batches while this thread reads on
+    // (the data section of a big module is most of the rest of the work), as `wasm-tools
+    // validate` validates them in parallel, but started as soon as each batch is read.
+    let batches = std::sync::Mutex::new(Vec::new());
+    let parsed = rayon::in_place_scope(|scope| {
+        let batches = &batches;
+        let spawn = |first: usize, batch: Vec<(FuncToValidate<ValidatorResources>, wasmparser::FunctionBody<'a>)>| {
+            scope.spawn(move |_| {
+                let mut allocations = FuncValidatorAllocations::default();
+                let counts: Vec<_> = batch.into_iter().map(|(func, body)| validate_body(&mut allocations, func, &body, features)).collect();
+                batches.lock().unwrap_or_else(|p| p.into_inner()).push((first, counts));
+            });
+        };
+        let (mut batch, mut batch_bytes, mut first) = (Vec::new(), 0, 0);
+        let collector = parse(bytes, features, caps, |func, body| {
+            batch_bytes += body.range().len();
+            batch.push((func, body));
+            if batch_bytes >= BATCH_BODY_BYTES {
+                let full = std::mem::take(&mut batch);
+                let next = first + full.len();
+                spawn(first, full);
+                (first, batch_bytes) = (next, 0);
+            }
+        });
+        if !batch.is_empty() {
+            spawn(first, batch);
+        }
+        collector
+    });
+    let collector = parsed?;
+    let mut batches = batches.into_inner().unwrap_or_else(|p| p.into_inner());
+    batches.sort_unstable_by_key(|(first, _)| *first);
+    finish(collector, batches.into_iter().flat_map(|(_, counts)| counts).collect())
+}
+
+/// Modules at least this large have their bodies validated on several threads.
+const PARALLEL_MODULE_BYTES: usize = 256 << 10;
+
+/// Bodies are handed to other threads in batches of about this many bytes: enough work to
+/// outweigh the hand-off, small enough to spread a module over every core.
+const BATCH_BODY_BYTES: usize = 64 << 10;
+
+/// Reads every payload once: section checks by the validator, caps, the collector's records;
+/// each function body goes to `body` with its validator, for the caller to validate when and
+/// where it likes.
+fn parse<'a>(
+    bytes: &'a [u8],
+    features: WasmFeatures,
+    caps: &SectionCaps,
+    mut body: impl FnMut(FuncToValidate<ValidatorResources>, wasmparser::FunctionBody<'a>),
+) -> Result<Collector, PassError> {
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
     parser.set_features(features);
     let mut collector = Collector::default();
-    let mut functions = Vec::new();
     for payload in parser.parse_all(bytes) {
         let payload = payload.map_err(|e| (Fault::Decode, e))?;
         if let Some((code, what, count, cap, offset)) = caps.exceeded(&payload) {
             let message = format!("the module declares {count} {what}; `limits.{what}` allows at most {cap}");
             return Err(PassError::Limit { code, offset, message });
         }
-        if let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))? {
-            functions.push((func, body));
+        if let ValidPayload::Func(func, function_body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))? {
+            body(func, function_body);
         }
         collector.record(&payload).map_err(|e| (Fault::Decode, e))?;
     }
+    Ok(collector)
+}
+
+fn validate_body(
+    allocations: &mut FuncValidatorAllocations,
+    func: FuncToValidate<ValidatorResources>,
+    body: &wasmparser::FunctionBody<'_>,
+    features: WasmFeatures,
+) -> Result<ControlFlow, BinaryReaderError> {
+    let mut validator = func.into_validator(std::mem::take(allocations));
+    let counts = validate_counting(&mut validator, body, features);
+    *allocations = validator.into_allocations();
+    counts
+}
+
+/// The analysis, with what each body asks of the compiler; the error is the first body's in
+/// module order, whichever thread found it.
+fn finish(collector: Collector, counts: Vec<Result<ControlFlow, BinaryReaderError>>) -> Result<Analysis, PassError> {
     let mut analysis = collector.analysis.expect("a module that validates starts with a version header");
-    for (i, counts) in validate_bodies(functions, features)?.into_iter().enumerate() {
+    for (i, counts) in counts.into_iter().enumerate() {
+        let counts = counts.map_err(|e| PassError::from((Fault::Validate, e)))?;
         analysis.beyond_winch |= counts.beyond_winch;
         if let Some(recorded) = analysis.bodies.get_mut(i) {
             recorded.control_flow = counts.total();
@@ -411,35 +490,6 @@ fn pass(bytes: &[u8], features: WasmFeatures, caps: &SectionCaps) -> Result<Anal
         }
     }
     Ok(analysis)
-}
-
-/// Below this many bytes of function bodies, validating them on one thread is faster than
-/// handing them out (a handful of small plugins' bodies take microseconds).
-const PARALLEL_BODY_BYTES: usize = 256 << 10;
-
-/// Validates every function body, in parallel on rayon's pool for big modules (as
-/// `wasm-tools validate` does: each body's validator needs only the module's validated
-/// sections), and counts what each asks of the compiler. The error reported is the first body's
-/// in module order, whichever thread found it.
-fn validate_bodies(
-    functions: Vec<(wasmparser::FuncToValidate<wasmparser::ValidatorResources>, wasmparser::FunctionBody<'_>)>,
-    features: WasmFeatures,
-) -> Result<Vec<ControlFlow>, PassError> {
-    let validate = |allocations: &mut FuncValidatorAllocations, (func, body): (wasmparser::FuncToValidate<_>, wasmparser::FunctionBody<'_>)| {
-        let mut validator = func.into_validator(std::mem::take(allocations));
-        let counts = validate_counting(&mut validator, &body, features);
-        *allocations = validator.into_allocations();
-        counts
-    };
-    let body_bytes: usize = functions.iter().map(|(_, body)| body.range().len()).sum();
-    let results: Vec<_> = if body_bytes < PARALLEL_BODY_BYTES {
-        let mut allocations = FuncValidatorAllocations::default();
-        functions.into_iter().map(|f| validate(&mut allocations, f)).collect()
-    } else {
-        use rayon::prelude::*;
-        functions.into_par_iter().map_init(FuncValidatorAllocations::default, validate).collect()
-    };
-    results.into_iter().map(|r| r.map_err(|e| PassError::from((Fault::Validate, e)))).collect()
 }
 
 /// Builds the [`Analysis`] from the payload stream. Nested modules and components are seen

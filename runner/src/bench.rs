@@ -2,12 +2,17 @@
 //! the process's RSS, and the gate host projects release on: maximums per figure (a budget)
 //! and regressions against an earlier run (a baseline).
 //!
-//! Noise: every time figure is a median (loads and instantiation over [`ROUNDS`]-many rounds
-//! and more, calls over `--iterations` calls after a warm-up), and a figure regresses only when
-//! it is over the baseline by the allowed ratio *and* by its figure's minimum absolute
-//! difference ([`FIGURES`]), so that a few microseconds of jitter on a fast plugin are not a
-//! regression. `call-p99` is reported and can be budgeted, but is not compared with a
-//! baseline: the tail of a thousand calls moves with whatever else the machine does.
+//! Noise: every time figure is measured in rounds ([`ROUNDS`]; the calls in [`CALL_ROUNDS`]
+//! rounds, each on a fresh load of the cached module and a fresh instance, in a new process
+//! under `stockade bench`: where code and data land in memory is fixed for a process's life and
+//! moved a call's time by up to 2x here, so rounds in one process would share one placement). A
+//! figure is the median over all its samples; its spread is the lowest and highest round.
+//! Against a baseline a figure regresses only when all three hold: it is over the baseline's
+//! figure by more than the allowed ratio, by more than the figure's minimum absolute difference
+//! ([`FIGURES`]), and its spread lies wholly above the baseline's (its best round is worse than
+//! the baseline's worst, widened by the ratio). A figure moved by the machine's noise overlaps
+//! its baseline; a plugin made slower does not. `call-p99` is reported and can be budgeted,
+//! but is not compared with a baseline: the tail moves with whatever else the machine does.
 //! `instructions` (fuel consumed by one call) does not depend on the machine at all.
 
 use std::collections::BTreeMap;
@@ -22,8 +27,11 @@ use crate::source::PluginFile;
 
 pub const BENCH_SCHEMA: &str = "stockade.bench/1";
 
-/// Rounds of the load and instantiation figures (each a median).
+/// Rounds of the load and instantiation figures.
 pub const ROUNDS: usize = 7;
+
+/// Rounds of the call figures, each on a fresh load and instance.
+pub const CALL_ROUNDS: usize = 5;
 
 /// What a figure is counted in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +79,31 @@ pub struct BenchReport {
     pub host: String,
     /// By figure name ([`FIGURES`]); nanoseconds, bytes or a count.
     pub figures: BTreeMap<String, u64>,
+    /// The lowest and highest round of each time figure (see the module's notes on noise).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spread: BTreeMap<String, [u64; 2]>,
+}
+
+/// A figure's samples, grouped by round.
+#[derive(Default)]
+struct Rounds(Vec<Vec<u64>>);
+
+impl Rounds {
+    fn round(&mut self, samples: Vec<u64>) {
+        if !samples.is_empty() {
+            self.0.push(samples);
+        }
+    }
+
+    /// The median over all samples, and the lowest and highest round (by its median).
+    fn summary(&self) -> Option<(u64, [u64; 2])> {
+        let rounds: Vec<u64> = self.0.iter().map(|round| median(round.clone())).collect();
+        let all: Vec<u64> = self.0.iter().flatten().copied().collect();
+        if all.is_empty() {
+            return None;
+        }
+        Some((median(all), [*rounds.iter().min()?, *rounds.iter().max()?]))
+    }
 }
 
 /// What to measure.
@@ -126,77 +159,69 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (value, started.elapsed().as_nanos() as u64)
 }
 
-/// Measures `file`'s figures in this process.
-pub fn measure(file: &PluginFile, options: &BenchOptions<'_>) -> Result<BenchReport, BenchError> {
+/// Measures `file`'s figures: the loads in this process, each round of calls by `run_round`
+/// given the directory the compiled module is cached in ([`measure_call_round`] here, or in a
+/// new process each, as `stockade bench` does).
+pub fn measure(
+    file: &PluginFile,
+    options: &BenchOptions<'_>,
+    run_round: &dyn Fn(&std::path::Path) -> Result<CallRound, BenchError>,
+) -> Result<BenchReport, BenchError> {
     let mut figures = BTreeMap::new();
+    let mut spread = BTreeMap::new();
+    let mut record = |name: &str, rounds: &Rounds| {
+        if let Some((value, range)) = rounds.summary() {
+            figures.insert(name.to_string(), value);
+            spread.insert(name.to_string(), range);
+        }
+    };
     let one_shot = |compiler, cache_dir| SandboxOptions { allocation: Allocation::OnDemand, cache_dir, compiler, runs_once: true };
     let compiler = options.compiler.unwrap_or(options.policy.engine.compiler);
 
-    let mut cold = Vec::new();
+    let mut cold = Rounds::default();
     for _ in 0..ROUNDS {
         forget_compiled_modules();
         let sandbox = Sandbox::with_options(options.policy, &one_shot(options.compiler, None))?;
-        cold.push(timed(|| load(&sandbox, file, &options.load)).1);
+        let (loaded, ns) = timed(|| load(&sandbox, file, &options.load));
+        loaded?;
+        cold.round(vec![ns]);
     }
-    figures.insert("cold-load".to_string(), median(cold));
+    record("cold-load", &cold);
 
     let cache = tempfile::tempdir()?;
     let cached_options = one_shot(Some(Compiler::Cranelift), Some(cache.path().to_path_buf()));
-    let mut cached = Vec::new();
-    let mut plugin = None;
-    for _ in 0..=ROUNDS {
+    // A load from the disk cache: the module's code mapped afresh, as in a new process.
+    let load_cached = || -> Result<(crate::sandbox::Plugin, u64), BenchError> {
         forget_compiled_modules();
         let sandbox = Sandbox::with_options(options.policy, &cached_options)?;
         let (loaded, ns) = timed(|| load(&sandbox, file, &options.load));
-        let loaded = loaded?;
-        // The first round compiles into the cache; the rest read it.
-        if loaded.module_source == crate::sandbox::cache::Source::Disk {
-            cached.push(ns);
-        }
-        plugin = Some(loaded);
-    }
-    let plugin = plugin.expect("at least one round");
-    if cached.is_empty() {
-        return Err(BenchError::Plugin("the compiled module could not be cached".into()));
-    }
-    figures.insert("cached-load".to_string(), median(cached));
-
-    let rounds = (options.iterations as usize).clamp(ROUNDS, 200);
-    let mut instantiate = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let (made, ns) = timed(|| plugin.instantiate());
-        made.map_err(|o| BenchError::Plugin(format!("instantiation ends with `{}`: {}", o.code, o.error.unwrap_or_default())))?;
-        instantiate.push(ns);
-    }
-    figures.insert("instantiate".to_string(), median(instantiate));
-
-    let call = |plugin: &crate::sandbox::Plugin| {
-        let outcome = plugin.call(options.function, &options.input);
-        if outcome.code != Code::Ok {
-            return Err(BenchError::Plugin(format!(
-                "`{}` ends with `{}`: {}",
-                options.function,
-                outcome.code,
-                outcome.error.unwrap_or_default()
-            )));
-        }
-        Ok(outcome)
+        Ok((loaded?, ns))
     };
-    for _ in 0..10.min(options.iterations) {
-        call(&plugin)?;
+    // The first load compiles into the cache; the rest read it.
+    load_cached()?;
+    let mut cached = Rounds::default();
+    for _ in 0..ROUNDS {
+        let (plugin, ns) = load_cached()?;
+        if plugin.module_source != crate::sandbox::cache::Source::Disk {
+            return Err(BenchError::Plugin("the compiled module could not be cached".into()));
+        }
+        cached.round(vec![ns]);
     }
-    let process = crate::conform::accounting::Proc::new(std::process::id() as i32);
-    let _ = process.reset_peak_rss();
-    let mut calls = Vec::with_capacity(options.iterations as usize);
-    for _ in 0..options.iterations.max(1) {
-        let (outcome, ns) = timed(|| call(&plugin));
-        outcome?;
-        calls.push(ns);
+    record("cached-load", &cached);
+
+    let (mut instantiate, mut calls, mut peak_rss) = (Rounds::default(), Rounds::default(), None::<u64>);
+    for _ in 0..CALL_ROUNDS {
+        let round = run_round(cache.path())?;
+        instantiate.round(round.instantiate);
+        calls.round(round.calls);
+        peak_rss = peak_rss.max(round.peak_rss);
     }
-    calls.sort_unstable();
-    figures.insert("call-p50".to_string(), percentile(&calls, 0.5));
-    figures.insert("call-p99".to_string(), percentile(&calls, 0.99));
-    if let Ok((peak, _)) = process.rss() {
+    record("instantiate", &instantiate);
+    record("call-p50", &calls);
+    let mut all_calls: Vec<u64> = calls.0.iter().flatten().copied().collect();
+    all_calls.sort_unstable();
+    figures.insert("call-p99".to_string(), percentile(&all_calls, 0.99));
+    if let Some(peak) = peak_rss {
         figures.insert("peak-rss".to_string(), peak);
     }
 
@@ -204,7 +229,7 @@ pub fn measure(file: &PluginFile, options: &BenchOptions<'_>) -> Result<BenchRep
     let mut metered = options.policy.clone();
     metered.limits.fuel = Some(metered.limits.fuel.unwrap_or(1_000_000_000_000_000));
     let sandbox = Sandbox::with_options(&metered, &one_shot(Some(Compiler::Cranelift), None))?;
-    if let Some(instructions) = call(&load(&sandbox, file, &options.load)?)?.stats.instructions {
+    if let Some(instructions) = call(&load(&sandbox, file, &options.load)?, options)?.stats.instructions {
         figures.insert("instructions".to_string(), instructions);
     }
 
@@ -218,7 +243,62 @@ pub fn measure(file: &PluginFile, options: &BenchOptions<'_>) -> Result<BenchRep
         iterations: options.iterations,
         host: format!("stockade {} (wasmtime {})", env!("CARGO_PKG_VERSION"), crate::WASMTIME_VERSION),
         figures,
+        spread,
     })
+}
+
+/// One round of calls: instantiations and calls of a fresh load from the disk cache, and the
+/// process's peak RSS while calling.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CallRound {
+    pub instantiate: Vec<u64>,
+    pub calls: Vec<u64>,
+    pub peak_rss: Option<u64>,
+}
+
+fn call(plugin: &crate::sandbox::Plugin, options: &BenchOptions<'_>) -> Result<crate::sandbox::Outcome, BenchError> {
+    let outcome = plugin.call(options.function, &options.input);
+    if outcome.code != Code::Ok {
+        return Err(BenchError::Plugin(format!(
+            "`{}` ends with `{}`: {}",
+            options.function,
+            outcome.code,
+            outcome.error.unwrap_or_default()
+        )));
+    }
+    Ok(outcome)
+}
+
+/// Measures one round of calls in this process, the module coming from the disk cache `cache`
+/// (filled by [`measure`]): its share of the iterations, after ten calls to warm up.
+pub fn measure_call_round(file: &PluginFile, options: &BenchOptions<'_>, cache: &std::path::Path) -> Result<CallRound, BenchError> {
+    let sandbox_options = SandboxOptions {
+        allocation: Allocation::OnDemand,
+        cache_dir: Some(cache.to_path_buf()),
+        compiler: Some(Compiler::Cranelift),
+        runs_once: true,
+    };
+    let sandbox = Sandbox::with_options(options.policy, &sandbox_options)?;
+    let plugin = load(&sandbox, file, &options.load)?;
+    let calls_per_round = (options.iterations.max(1) as usize).div_ceil(CALL_ROUNDS);
+    let mut round = CallRound::default();
+    for _ in 0..calls_per_round.clamp(ROUNDS, 40) {
+        let (made, ns) = timed(|| plugin.instantiate());
+        made.map_err(|o| BenchError::Plugin(format!("instantiation ends with `{}`: {}", o.code, o.error.unwrap_or_default())))?;
+        round.instantiate.push(ns);
+    }
+    for _ in 0..10.min(calls_per_round) {
+        call(&plugin, options)?;
+    }
+    let process = crate::conform::accounting::Proc::new(std::process::id() as i32);
+    let _ = process.reset_peak_rss();
+    for _ in 0..calls_per_round {
+        let (outcome, ns) = timed(|| call(&plugin, options));
+        outcome?;
+        round.calls.push(ns);
+    }
+    round.peak_rss = process.rss().ok().map(|(peak, _)| peak);
+    Ok(round)
 }
 
 /// A figure over its bound, in words.
@@ -301,8 +381,9 @@ pub fn unit_of(name: &str) -> Unit {
     figure(name).map_or(Unit::Count, |f| f.unit)
 }
 
-/// The figures over `baseline` by more than `max_regression` (0.10 for 10%) and by more than
-/// their minimum difference. A baseline of another plugin, function or policy is refused.
+/// The figures over `baseline` by more than `max_regression` (0.10 for 10%), by more than
+/// their minimum difference, and with their spread above the baseline's (see the module's
+/// notes on noise). A baseline of another plugin, function or policy is refused.
 pub fn regressions(report: &BenchReport, baseline: &BenchReport, max_regression: f64) -> Result<Vec<OverBound>, String> {
     if baseline.schema != BENCH_SCHEMA {
         return Err(format!("the baseline's schema is `{}`, not {BENCH_SCHEMA}", baseline.schema));
@@ -317,7 +398,11 @@ pub fn regressions(report: &BenchReport, baseline: &BenchReport, max_regression:
     for figure in FIGURES.iter().filter(|f| f.compared_with_baseline) {
         let (Some(&value), Some(&base)) = (report.figures.get(figure.name), baseline.figures.get(figure.name)) else { continue };
         let bound = ((base as f64) * (1.0 + max_regression)).ceil() as u64;
-        if value > bound && value - base > figure.min_regression {
+        // Without a spread (counts, sizes, or a report that has none) a figure is its own.
+        let best_round = report.spread.get(figure.name).map_or(value, |[low, _]| *low);
+        let base_worst = baseline.spread.get(figure.name).map_or(base, |[_, high]| *high);
+        let outside_spread = best_round as f64 > base_worst as f64 * (1.0 + max_regression);
+        if value > bound && value - base > figure.min_regression && outside_spread {
             let ratio = value as f64 / base.max(1) as f64;
             let message = format!(
                 "{} is {} against {} in the baseline ({ratio:.2}x; at most {:.0}% more is allowed)",

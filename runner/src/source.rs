@@ -8,8 +8,10 @@ use crate::analyze::Rejection;
 #[derive(Clone, Debug)]
 pub struct PluginFile {
     pub path: PathBuf,
-    /// The bytes of the file as given (what `sha256` and `size` describe).
-    pub raw: Vec<u8>,
+    /// The bytes of the file as given (what `sha256` and `size` describe). Not public, so that
+    /// the digest taken of them always describes them.
+    raw: Vec<u8>,
+    digest: std::sync::OnceLock<String>,
 }
 
 /// The operator named a path that cannot be read: a tool error, not a finding.
@@ -21,15 +23,50 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
+/// Files at least this large are hashed on a second thread while they are read, one chunk
+/// behind the reader: the digest is ready when the bytes are, and the cores are left to
+/// validation afterwards.
+const HASH_WHILE_READING_BYTES: u64 = 1 << 20;
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
 impl PluginFile {
-    pub fn read(path: &Path) -> Result<PluginFile, ReadError> {
-        let raw = std::fs::read(path).map_err(|source| ReadError { path: path.display().to_string(), source })?;
-        Ok(PluginFile { path: path.to_path_buf(), raw })
+    /// A plugin from bytes already in memory; `path` names it in reports.
+    pub fn new(path: impl Into<PathBuf>, raw: Vec<u8>) -> PluginFile {
+        PluginFile { path: path.into(), raw, digest: std::sync::OnceLock::new() }
     }
 
+    pub fn read(path: &Path) -> Result<PluginFile, ReadError> {
+        let error = |source| ReadError { path: path.display().to_string(), source };
+        let mut file = std::fs::File::open(path).map_err(error)?;
+        let size = file.metadata().map_err(error)?.len();
+        if size < HASH_WHILE_READING_BYTES {
+            let mut raw = Vec::with_capacity(size as usize);
+            std::io::Read::read_to_end(&mut file, &mut raw).map_err(error)?;
+            return Ok(PluginFile::new(path, raw));
+        }
+        let (raw, digest) = read_hashing(&mut file, size).map_err(error)?;
+        let plugin = PluginFile::new(path, raw);
+        // Only a file that did not change size while it was read has its digest from the
+        // reading; otherwise it is taken again from the bytes kept.
+        if let Some(digest) = digest {
+            let _ = plugin.digest.set(digest);
+        }
+        Ok(plugin)
+    }
+
+    /// The bytes of the file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The file's SHA-256, in hex: what the cache, reports and signatures name it by.
     pub fn sha256(&self) -> String {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&self.raw))
+        self.digest
+            .get_or_init(|| {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&self.raw))
+            })
+            .clone()
     }
 
     /// Whether the file is WebAssembly text rather than binary.
@@ -133,5 +170,45 @@ mod tests {
         };
         assert_eq!(offset, 17);
         assert!(message.contains("line 2"), "{message}");
+    }
+}
+
+/// Reads `size` bytes in chunks, hashing each on a scoped thread once it is read. The digest
+/// is `None` when the file turned out not to be `size` bytes long (the bytes are then
+/// whatever was read, to the end).
+fn read_hashing(file: &mut std::fs::File, size: u64) -> std::io::Result<(Vec<u8>, Option<String>)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut raw = vec![0u8; size as usize];
+    let digest = std::thread::scope(|scope| -> std::io::Result<Option<String>> {
+        let (chunks, to_hash) = std::sync::mpsc::channel::<&[u8]>();
+        let hasher = scope.spawn(move || {
+            let mut hasher = sha2::Sha256::new();
+            for chunk in to_hash {
+                hasher.update(chunk);
+            }
+            hex::encode(hasher.finalize())
+        });
+        for chunk in raw.chunks_mut(READ_CHUNK_BYTES) {
+            file.read_exact(chunk)?;
+            let _ = chunks.send(chunk);
+        }
+        drop(chunks);
+        let digest = hasher.join().expect("hashing does not panic");
+        // A file that grew while it was read is not what was hashed.
+        let mut probe = [0u8; 1];
+        Ok((file.read(&mut probe)? == 0).then_some(digest))
+    });
+    match digest {
+        Ok(digest) => Ok((raw, digest)),
+        // Shorter than its size said: read it again as it is now.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            let mut raw = Vec::new();
+            file.read_to_end(&mut raw)?;
+            Ok((raw, None))
+        }
+        Err(e) => Err(e),
     }
 }

@@ -184,7 +184,7 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     let mut vetting = Vetting {
         path: file.path.clone(),
         sha256: String::new(),
-        size: file.raw.len(),
+        size: file.bytes().len(),
         findings: Vec::new(),
         analysis: None,
         manifest: ManifestStatus::Absent,
@@ -192,11 +192,11 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     };
 
     let limit = policy.limits.module_size;
-    if file.raw.len() as u64 > limit.get() {
+    if file.bytes().len() as u64 > limit.get() {
         // The limit protects the loader itself, so nothing further is read.
         if let Some(f) = findings.add(
             Code::ModuleTooLarge,
-            format!("the module is {} bytes; policy `{}` allows at most {limit}", file.raw.len(), policy.name()),
+            format!("the module is {} bytes; policy `{}` allows at most {limit}", file.bytes().len(), policy.name()),
         ) {
             f.help("strip custom sections (debug info, names) and optimise for size, or raise limits.module-size");
         }
@@ -208,7 +208,7 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     // The digest does not depend on the analysis, so a large module is hashed on another core
     // meanwhile. Below the threshold the hand-off costs more than it saves (measured with
     // benches/vet: a 55 KB module went from 1.22x to 1.39x of bare validation).
-    let (sha256, analysis) = if file.raw.len() >= PARALLEL_HASH_MIN_BYTES {
+    let (sha256, analysis) = if file.bytes().len() >= PARALLEL_HASH_MIN_BYTES {
         rayon::join(|| file.sha256(), || decode(file, policy, &mut findings))
     } else {
         (file.sha256(), decode(file, policy, &mut findings))

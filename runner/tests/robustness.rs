@@ -21,7 +21,7 @@ fn seed_modules() -> Vec<Vec<u8>> {
 
 fn vet_bytes(bytes: Vec<u8>, name: &str) -> stockade::Vetting {
     let policy = Policy::builtin_default();
-    let file = PluginFile { path: std::path::PathBuf::from(name), raw: bytes };
+    let file = PluginFile::new(name, bytes);
     stockade::vet(&file, &VetOptions::new(&policy)).expect("no file is read, so no tool error")
 }
 
@@ -101,7 +101,7 @@ proptest! {
         if vetting.verdict() == Verdict::Pass && !component {
             let policy = Policy::builtin_default();
             let sandbox = stockade::sandbox::Sandbox::new(&policy).unwrap();
-            let file = PluginFile { path: std::path::PathBuf::from("mutated.wasm"), raw: bytes };
+            let file = PluginFile::new("mutated.wasm", bytes);
             let load = sandbox.load(&file, &stockade::sandbox::LoadOptions::default()).unwrap();
             let failed = match load {
                 stockade::sandbox::Load::Ready(_) => None,

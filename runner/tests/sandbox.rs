@@ -32,7 +32,7 @@ fn policy(extra: &str) -> Policy {
 
 fn load_with(policy: &Policy, wat: &str, options: &LoadOptions) -> Load {
     let sandbox = Sandbox::new(policy).expect("engine");
-    let file = PluginFile { path: "/nonexistent/test.wat".into(), raw: wat.as_bytes().to_vec() };
+    let file = PluginFile::new("/nonexistent/test.wat", wat.as_bytes().to_vec());
     sandbox.load(&file, options).expect("load")
 }
 
@@ -336,7 +336,7 @@ fn a_hundred_plugins_at_once_each_under_its_own_limits() {
     let plugins: Vec<(bool, Plugin)> = (0..100)
         .map(|i| {
             let wat = if i % 5 == 0 { &hostile } else { &benign };
-            let file = PluginFile { path: format!("/nonexistent/p{i}.wat").into(), raw: wat.as_bytes().to_vec() };
+            let file = PluginFile::new(format!("/nonexistent/p{i}.wat"), wat.as_bytes().to_vec());
             let Load::Ready(p) = sandbox.load(&file, &LoadOptions::default()).unwrap() else { panic!() };
             (i % 5 == 0, p)
         })
@@ -536,7 +536,7 @@ fn a_process_compiles_a_module_once_for_all_its_sandboxes() {
     use stockade::sandbox::cache::Source;
     let policy = policy("");
     let wat = extism_module(r#"(func (export "run") (result i32) (i32.const 0)) (func (export "once") (result i32) (i32.const 1))"#);
-    let file = PluginFile { path: "/nonexistent/shared.wat".into(), raw: wat.as_bytes().to_vec() };
+    let file = PluginFile::new("/nonexistent/shared.wat", wat.as_bytes().to_vec());
     let load = |sandbox: &Sandbox| match sandbox.load(&file, &LoadOptions::default()).unwrap() {
         Load::Ready(p) => {
             assert_eq!(p.call("run", &Input::default()).code, Code::Ok);
@@ -563,7 +563,7 @@ fn compiling_too_long_is_compile_timeout() {
     // the compile could not come back within the bound below.
     let loops = "(loop (br_if 0 (i32.const 0)))".repeat(6000);
     let wat = format!("(module (func (export \"run\") {loops}))");
-    let file = PluginFile { path: "loops.wat".into(), raw: wat.into_bytes() };
+    let file = PluginFile::new("loops.wat", wat.into_bytes());
     let started = Instant::now();
     match sandbox.load(&file, &LoadOptions::default()).unwrap() {
         Load::Failed(outcome) => assert_eq!(outcome.code, Code::CompileTimeout, "{outcome:?}"),

@@ -48,6 +48,11 @@ pub struct Opts {
 
     #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
     format: HumanOrJson,
+
+    /// Measure one round of calls of the module cached in DIR and print it as JSON: what
+    /// `bench` runs in a new process per round.
+    #[arg(long, value_name = "DIR", hide = true)]
+    call_round: Option<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -61,11 +66,15 @@ Examples:
 Figures: cold-load (vet, compile, link; nothing cached), cached-load (from the disk cache),
 instantiate, call-p50 and call-p99 (on a reused instance), peak-rss (the process's VmHWM while
 calling: measured, not configured) and instructions (fuel of one call, the same on every
-machine). Loads and instantiation are medians over several rounds.
+machine). Time figures are measured in rounds (loads 7, calls 5, each call round on a fresh
+load and instance); a figure is the median of all its samples, and the JSON report keeps its
+spread (the lowest and highest round).
 
-Against a baseline a figure regresses when it is over by more than --max-regression and by
-more than its minimum difference (cold-load 2ms, cached-load 0.5ms, instantiate 20us,
-call-p50 2us, peak-rss 4MiB, instructions 0); call-p99 is not compared (budget it instead).
+Against a baseline a figure regresses when it is over by more than --max-regression, by more
+than its minimum difference (cold-load 2ms, cached-load 0.5ms, instantiate 20us, call-p50
+2us, peak-rss 4MiB, instructions 0), and its best round is worse than the baseline's worst
+round by more than --max-regression: noise overlaps the baseline, a slower plugin does not.
+call-p99 is not compared (budget it instead).
 
 Exit status:
   0  measured, and within the budget and the baseline
@@ -84,6 +93,20 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.load.policy.load()?;
+        let file = super::read_plugin(&self.target.plugin)?;
+        let options = BenchOptions {
+            policy: &policy,
+            load: LoadOptions { manifest: self.load.manifest.clone(), ..LoadOptions::default() },
+            function: &self.target.call,
+            input: self.target.input()?,
+            iterations: self.iterations,
+            compiler: self.compiler,
+        };
+        if let Some(cache) = &self.call_round {
+            let round = bench::measure_call_round(&file, &options, cache).map_err(|e| anyhow::anyhow!("{e}"))?;
+            writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&round)?)?;
+            return Ok(Status::Ok);
+        }
         let budget = match &self.budget {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the budget {}", path.display()))?;
@@ -98,17 +121,7 @@ impl Opts {
             }
             None => None,
         };
-        let file = super::read_plugin(&self.target.plugin)?;
-        let input = self.target.input()?;
-        let options = BenchOptions {
-            policy: &policy,
-            load: LoadOptions { manifest: self.load.manifest.clone(), ..LoadOptions::default() },
-            function: &self.target.call,
-            input,
-            iterations: self.iterations,
-            compiler: self.compiler,
-        };
-        let report = match bench::measure(&file, &options) {
+        let report = match bench::measure(&file, &options, &call_round_in_new_process) {
             Ok(report) => report,
             Err(bench::BenchError::Plugin(message)) => {
                 anstream::eprintln!("error: {}", stockade::report::escape::line(&message));
@@ -148,4 +161,24 @@ impl Opts {
         out.flush()?;
         Ok(if over.is_empty() { Status::Ok } else { Status::Findings })
     }
+}
+
+/// Runs one round of calls in a new process: this command again, with `--call-round`. Where
+/// code and data land in memory is fixed for a process's life and moves a call's time by up to
+/// 2x, so rounds in one process would all share one placement.
+fn call_round_in_new_process(cache: &std::path::Path) -> Result<bench::CallRound, bench::BenchError> {
+    let failed = |message: String| bench::BenchError::Plugin(format!("a round of calls failed: {message}"));
+    let exe = std::env::current_exe().map_err(|e| failed(format!("cannot find this program: {e}")))?;
+    let output = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .arg("--call-round")
+        .arg(cache)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(failed(stderr.lines().next().unwrap_or("no message").trim_start_matches("error: ").to_string()));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| failed(format!("unreadable result: {e}")))
 }

@@ -68,19 +68,18 @@ impl Opts {
         let mut options = VetOptions::new(&policy);
         options.manifest = self.manifest.as_deref();
 
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(self.jobs.unwrap_or(0))
-            .build()
-            .context("cannot start the worker threads")?;
-        let vettings: Vec<Vetting> = pool.install(|| {
-            self.plugins
-                .par_iter()
-                .map(|path| {
-                    let file = super::read_plugin(path)?;
-                    Ok(stockade::vet(&file, &options)?)
-                })
-                .collect::<anyhow::Result<_>>()
-        })?;
+        let vet_one = |path: &PathBuf| -> anyhow::Result<Vetting> { Ok(stockade::vet(&super::read_plugin(path)?, &options)?) };
+        // One plugin is vetted on this thread (a big module still validates on every core):
+        // starting a pool of threads costs more than vetting a small plugin does.
+        let vettings: Vec<Vetting> = if let [path] = &self.plugins[..] {
+            vec![vet_one(path)?]
+        } else {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.jobs.unwrap_or(0))
+                .build()
+                .context("cannot start the worker threads")?;
+            pool.install(|| self.plugins.par_iter().map(vet_one).collect::<anyhow::Result<_>>())?
+        };
 
         let mut out = anstream::stdout().lock();
         match self.format {

@@ -87,11 +87,12 @@ impl DiskCache {
     /// The module for `sha256`, if this cache has a trustworthy one.
     pub fn get(&self, sha256: &str) -> Option<Module> {
         let name = self.file_name(sha256);
-        let bytes = self.read_verified(&name)?;
+        let file = self.read_verified(&name)?;
         // SAFETY: the bytes are exactly what `Module::serialize` produced for an engine with
         // this compatibility hash: the HMAC under this directory's private key proves this
-        // cache wrote them, and the file name binds the engine hash.
-        let module = unsafe { Module::deserialize(&self.engine, &bytes) }.ok()?;
+        // cache wrote them, and the file name binds the engine hash. They are in this
+        // process's memory, so nobody can change them between the check and the use.
+        let module = unsafe { Module::deserialize(&self.engine, &file[MAC_LEN..]) }.ok()?;
         // Used now: the last to be evicted.
         if let Ok(file) = std::fs::File::options().append(true).open(self.dir.join(&name)) {
             let _ = file.set_modified(std::time::SystemTime::now());
@@ -164,17 +165,15 @@ impl DiskCache {
         HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length")
     }
 
+    /// The whole file (tag, then payload) when its tag is right.
     fn read_verified(&self, name: &str) -> Option<Vec<u8>> {
-        let mut bytes = std::fs::read(self.dir.join(name)).ok()?;
-        if bytes.len() < MAC_LEN {
-            return None;
-        }
-        let payload = bytes.split_off(MAC_LEN);
+        let file = std::fs::read(self.dir.join(name)).ok()?;
+        let (tag, payload) = file.split_at_checked(MAC_LEN)?;
         let mut mac = self.mac();
         mac.update(name.as_bytes());
-        mac.update(&payload);
-        mac.verify_slice(&bytes).ok()?;
-        Some(payload)
+        mac.update(payload);
+        mac.verify_slice(tag).ok()?;
+        Some(file)
     }
 
     fn write_signed(&self, name: &str, payload: &[u8]) -> std::io::Result<()> {
