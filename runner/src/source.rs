@@ -148,31 +148,6 @@ pub fn wat_to_wasm(text: &str) -> Result<Vec<u8>, Rejection> {
     wat.encode().map_err(to_rejection)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_is_told_from_binary() {
-        let p = Path::new("x.bin");
-        assert!(is_text(p, b"  ;; comment\n(module)"));
-        assert!(is_text(p, b"(; block ;) (module)"));
-        assert!(!is_text(p, b"\0asm\x01\0\0\0"));
-        assert!(!is_text(p, b"\xff\xfe garbage"));
-        assert!(!is_text(p, b"hello"));
-        assert!(is_text(Path::new("x.wat"), b"hello"));
-    }
-
-    #[test]
-    fn syntax_errors_carry_offsets() {
-        let Err(Rejection::Malformed { offset, message }) = wat_to_wasm("(module\n  (func (nonsense)))") else {
-            panic!()
-        };
-        assert_eq!(offset, 17);
-        assert!(message.contains("line 2"), "{message}");
-    }
-}
-
 /// Reads `size` bytes in chunks, hashing each on a scoped thread once it is read. The digest
 /// is `None` when the file turned out not to be `size` bytes long (the bytes are then
 /// whatever was read, to the end).
@@ -210,5 +185,44 @@ fn read_hashing(file: &mut std::fs::File, size: u64) -> std::io::Result<(Vec<u8>
             Ok((raw, None))
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_told_from_binary() {
+        let p = Path::new("x.bin");
+        assert!(is_text(p, b"  ;; comment\n(module)"));
+        assert!(is_text(p, b"(; block ;) (module)"));
+        assert!(!is_text(p, b"\0asm\x01\0\0\0"));
+        assert!(!is_text(p, b"\xff\xfe garbage"));
+        assert!(!is_text(p, b"hello"));
+        assert!(is_text(Path::new("x.wat"), b"hello"));
+    }
+
+    #[test]
+    fn syntax_errors_carry_offsets() {
+        let Err(Rejection::Malformed { offset, message }) = wat_to_wasm("(module\n  (func (nonsense)))") else {
+            panic!()
+        };
+        assert_eq!(offset, 17);
+        assert!(message.contains("line 2"), "{message}");
+    }
+
+    #[test]
+    fn a_big_file_is_hashed_while_it_is_read() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.wasm");
+        // Not a whole number of chunks, so the last chunk is short.
+        let bytes: Vec<u8> = (0..(3 * READ_CHUNK_BYTES + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = PluginFile::read(&path).unwrap();
+        assert_eq!(file.bytes(), &bytes[..]);
+        assert!(file.digest.get().is_some(), "the digest was taken while reading");
+        assert_eq!(file.sha256(), hex::encode(sha2::Sha256::digest(&bytes)));
     }
 }
