@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod policy;
 pub mod report;
 pub mod sandbox;
+pub mod signature;
 pub mod source;
 pub mod units;
 pub mod vet;

@@ -13,7 +13,10 @@ mod conform;
 mod explain;
 mod fill_cache;
 mod inspect;
+mod keygen;
 mod run;
+mod sign;
+mod verify;
 mod vet;
 mod worker;
 
@@ -43,6 +46,9 @@ pub enum Command {
     Run(run::Opts),
     Conform(conform::Opts),
     Bench(bench::Opts),
+    Verify(verify::Opts),
+    Sign(sign::Opts),
+    Keygen(keygen::Opts),
     Explain(explain::Opts),
     #[command(hide = true)]
     Worker(worker::Opts),
@@ -58,6 +64,9 @@ impl Command {
             Command::Run(opts) => opts.run(),
             Command::Conform(opts) => opts.run(),
             Command::Bench(opts) => opts.run(),
+            Command::Verify(opts) => opts.run(),
+            Command::Sign(opts) => opts.run(),
+            Command::Keygen(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
             Command::Worker(opts) => opts.run(),
             Command::FillCache(opts) => opts.run(),
