@@ -165,3 +165,59 @@ timeout = "2s"
         assert!(err.offset.is_some());
     }
 }
+
+/// A module could not take an embedded manifest.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} (at byte {offset})")]
+pub struct EmbedError {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// `module` with `manifest_json` as its one `stockade.manifest` custom section: every other
+/// section is copied byte for byte in its place, any manifest section already there is dropped,
+/// and the new one goes at the end. Only the top level is read (a component's nested modules
+/// are copied inside their sections), so nothing else is re-encoded.
+pub fn embed(module: &[u8], manifest_json: &[u8]) -> Result<Vec<u8>, EmbedError> {
+    let bad = |offset: usize, message: &str| EmbedError { offset, message: message.to_string() };
+    if module.len() < 8 || &module[..4] != b"\0asm" {
+        return Err(bad(0, "not a WebAssembly binary (no `\\0asm` header)"));
+    }
+    let mut out = module[..8].to_vec();
+    let mut reader = wasmparser::BinaryReader::new(module, 0);
+    reader.read_bytes(8).map_err(|e| bad(e.offset(), e.message()))?;
+    while !reader.eof() {
+        let start = reader.original_position();
+        let id = reader.read_u8().map_err(|e| bad(e.offset(), e.message()))?;
+        let size = reader.read_var_u32().map_err(|e| bad(e.offset(), e.message()))? as usize;
+        let body_start = reader.original_position();
+        let body = reader.read_bytes(size).map_err(|_| bad(start, "a section runs past the end of the module"))?;
+        if id == 0 {
+            let mut name = wasmparser::BinaryReader::new(body, body_start);
+            if name.read_string().map_err(|e| bad(e.offset(), e.message()))? == MANIFEST_SECTION {
+                continue;
+            }
+        }
+        out.extend_from_slice(&module[start..body_start + size]);
+    }
+    let mut payload = Vec::new();
+    leb128(&mut payload, MANIFEST_SECTION.len());
+    payload.extend_from_slice(MANIFEST_SECTION.as_bytes());
+    payload.extend_from_slice(manifest_json);
+    out.push(0);
+    leb128(&mut out, payload.len());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+fn leb128(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}

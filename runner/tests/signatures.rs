@@ -167,3 +167,72 @@ fn keygen_sign_and_verify_a_plugin_with_a_key() {
     let out = stockade(&["verify", s(&plugin)]);
     assert_eq!(code(&out), 1);
 }
+
+#[test]
+fn annotate_embeds_the_manifest_which_vet_reads_and_the_signature_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("plugin.wasm");
+    let text = r#"(module (import "extism:host/env" "input_length" (func (result i64)))
+                   (@custom "stockade.manifest" "{\"name\": \"old\"}")
+                   (func (export "greet") (result i32) i32.const 0))"#;
+    let module = stockade::source::PluginFile::new("plugin.wat", text.as_bytes().to_vec()).binary().unwrap().into_owned();
+    std::fs::write(&wasm, &module).unwrap();
+    let toml = dir.path().join("manifest.toml");
+    std::fs::write(&toml, "name = \"greeter\"\nversion = \"1.2.3\"\ncapabilities = []\n").unwrap();
+    let out_path = dir.path().join("annotated.wasm");
+    let out = stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let annotated = std::fs::read(&out_path).unwrap();
+    // One manifest section, the new one; everything else as it was.
+    let sections: Vec<(String, Vec<u8>)> = wasmparser::Parser::new(0)
+        .parse_all(&annotated)
+        .filter_map(|p| match p.unwrap() {
+            wasmparser::Payload::CustomSection(c) => Some((c.name().to_string(), c.data().to_vec())),
+            _ => None,
+        })
+        .collect();
+    let manifests: Vec<_> = sections.iter().filter(|(name, _)| name == "stockade.manifest").collect();
+    assert_eq!(manifests.len(), 1);
+    assert!(String::from_utf8_lossy(&manifests[0].1).contains("greeter"));
+    wasmparser::Validator::new().validate_all(&annotated).unwrap();
+    // The sections before the old manifest are copied byte for byte (the old one was last,
+    // and small: its id and size take two bytes).
+    let old_section = wasmparser::Parser::new(0)
+        .parse_all(&module)
+        .find_map(|p| match p.unwrap() {
+            wasmparser::Payload::CustomSection(c) => Some(c.range().start - 2),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(annotated[..old_section], module[..old_section]);
+    // Annotating again replaces the section: the same bytes.
+    let again = dir.path().join("again.wasm");
+    assert_eq!(code(&stockade(&["annotate", s(&out_path), "--manifest", s(&toml), "-o", s(&again)])), 0);
+    assert_eq!(std::fs::read(&again).unwrap(), annotated);
+
+    // vet reads the embedded manifest (no plugin.toml beside it).
+    let out = stockade(&["inspect", "--format", "json", s(&out_path)]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("greeter"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Signed after annotating: changing the embedded manifest breaks the signature.
+    let prefix = dir.path().join("k");
+    assert_eq!(code(&stockade(&["keygen", "--output-key-prefix", s(&prefix)])), 0);
+    assert_eq!(code(&stockade(&["sign", s(&out_path), "--key", s(&dir.path().join("k.key"))])), 0);
+    let public = dir.path().join("k.pub");
+    let signature = dir.path().join("annotated.wasm.sig");
+    assert_eq!(verify(&[s(&out_path), "--key", s(&public), "--signature", s(&signature)]).0, 0);
+    let mut changed = annotated.clone();
+    let at = changed.windows(7).position(|w| w == b"greeter").unwrap();
+    changed[at] = b'G';
+    let changed_path = dir.path().join("changed.wasm");
+    std::fs::write(&changed_path, changed).unwrap();
+    let (status, json) = verify(&[s(&changed_path), "--key", s(&public), "--signature", s(&signature)]);
+    assert_eq!((status, json["code"].as_str()), (1, Some("signature-invalid")), "{json}");
+
+    // Operator errors: an invalid manifest, a module that is not binary wasm.
+    std::fs::write(&toml, "name = 5\n").unwrap();
+    assert_tool_error(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]), "manifest.toml");
+    std::fs::write(&wasm, "(module)").unwrap();
+    std::fs::write(&toml, "name = \"x\"\nversion = \"1.0.0\"\n").unwrap();
+    assert_tool_error(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]), "WebAssembly");
+}

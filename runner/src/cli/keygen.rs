@@ -57,10 +57,12 @@ impl Opts {
 pub(super) fn write_file(path: &std::path::Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write {}", path.display()))?;
+    // A temporary file is its owner's only; what is published (a public key, a signature, a
+    // module) is readable by all, as a file written in place would be.
     #[cfg(unix)]
-    if private {
+    {
         use std::os::unix::fs::PermissionsExt;
-        file.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.as_file().set_permissions(std::fs::Permissions::from_mode(if private { 0o600 } else { 0o644 }))?;
     }
     #[cfg(not(unix))]
     let _ = private;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use stockade::Policy;
 
+mod annotate;
 mod bench;
 mod conform;
 mod explain;
@@ -49,6 +50,7 @@ pub enum Command {
     Verify(verify::Opts),
     Sign(sign::Opts),
     Keygen(keygen::Opts),
+    Annotate(annotate::Opts),
     Explain(explain::Opts),
     #[command(hide = true)]
     Worker(worker::Opts),
@@ -67,6 +69,7 @@ impl Command {
             Command::Verify(opts) => opts.run(),
             Command::Sign(opts) => opts.run(),
             Command::Keygen(opts) => opts.run(),
+            Command::Annotate(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
             Command::Worker(opts) => opts.run(),
             Command::FillCache(opts) => opts.run(),
