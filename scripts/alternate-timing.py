@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Times two whole commands run alternately (A B, B A, A B, ...), so that a machine whose speed
+drifts moves both alike, and prints each one's median wall time and their ratio B/A, and the
+median of the per-pair ratios. What the README's and the issues' whole-process ratios (run vs
+the extism crate, vet vs wasm-tools) were measured with.
+
+    scripts/alternate-timing.py 41 "target/release/extism-run G greet world" \\
+        "target/release/stockade run G --call greet --input world"
+"""
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+
+def main() -> None:
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    runs, a, b = int(sys.argv[1]), shlex.split(sys.argv[2]), shlex.split(sys.argv[3])
+    times = {0: [], 1: []}
+    for i in range(runs):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for which in order:
+            started = time.perf_counter()
+            subprocess.run((a, b)[which], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            times[which].append(time.perf_counter() - started)
+    ma, mb = statistics.median(times[0]), statistics.median(times[1])
+    pairs = statistics.median(tb / ta for ta, tb in zip(times[0], times[1]))
+    print(f"A {ma * 1e3:.2f} ms, B {mb * 1e3:.2f} ms: B/A {mb / ma:.3f} by medians, {pairs:.3f} median of pairs ({runs} runs each)")
+
+
+if __name__ == "__main__":
+    main()
