@@ -95,10 +95,17 @@ impl Rounds {
         }
     }
 
+    /// Every sample, sorted.
+    fn all(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self.0.iter().flatten().copied().collect();
+        all.sort_unstable();
+        all
+    }
+
     /// The median over all samples, and the lowest and highest round (by its median).
     fn summary(&self) -> Option<(u64, [u64; 2])> {
         let rounds: Vec<u64> = self.0.iter().map(|round| median(round.clone())).collect();
-        let all: Vec<u64> = self.0.iter().flatten().copied().collect();
+        let all = self.all();
         if all.is_empty() {
             return None;
         }
@@ -218,9 +225,7 @@ pub fn measure(
     }
     record("instantiate", &instantiate);
     record("call-p50", &calls);
-    let mut all_calls: Vec<u64> = calls.0.iter().flatten().copied().collect();
-    all_calls.sort_unstable();
-    figures.insert("call-p99".to_string(), percentile(&all_calls, 0.99));
+    figures.insert("call-p99".to_string(), percentile(&calls.all(), 0.99));
     if let Some(peak) = peak_rss {
         figures.insert("peak-rss".to_string(), peak);
     }

@@ -12,6 +12,7 @@
 
 pub mod abi;
 pub mod analyze;
+pub mod atomic;
 pub mod bench;
 pub mod budget;
 pub mod capability;

@@ -50,13 +50,15 @@ pub enum Identity {
     /// The identity starts with this URL and the prefix ends at a path boundary: the prefix
     /// ends with `/`, or the identity goes on with `/` or `@` (a workflow's ref), or is equal.
     UrlPrefix(String),
-    /// A regular expression the whole identity must match.
-    Regexp(regex::Regex),
+    /// A regular expression the whole identity must match: the pattern as given, and compiled
+    /// anchored at both ends.
+    Regexp { pattern: String, anchored: regex::Regex },
 }
 
 impl Identity {
     pub fn regexp(pattern: &str) -> Result<Identity, TrustError> {
-        regex::Regex::new(&format!("^(?:{pattern})$")).map(Identity::Regexp).map_err(|e| TrustError(format!("bad identity pattern: {e}")))
+        let anchored = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| TrustError(format!("bad identity pattern: {e}")))?;
+        Ok(Identity::Regexp { pattern: pattern.to_string(), anchored })
     }
 
     pub fn matches(&self, identity: &str) -> bool {
@@ -66,7 +68,7 @@ impl Identity {
                 Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/') || rest.starts_with('@'),
                 None => false,
             },
-            Identity::Regexp(pattern) => pattern.is_match(identity),
+            Identity::Regexp { anchored, .. } => anchored.is_match(identity),
         }
     }
 }
@@ -76,7 +78,7 @@ impl std::fmt::Display for Identity {
         match self {
             Identity::Equal(s) => write!(f, "`{s}`"),
             Identity::UrlPrefix(s) => write!(f, "a URL under `{s}`"),
-            Identity::Regexp(r) => write!(f, "an identity matching `{}`", &r.as_str()[4..r.as_str().len() - 2]),
+            Identity::Regexp { pattern, .. } => write!(f, "an identity matching `{pattern}`"),
         }
     }
 }

@@ -96,11 +96,7 @@ impl PluginFile {
     pub fn signature_files(&self) -> Vec<PathBuf> {
         [".sig", ".sigstore.json"]
             .iter()
-            .map(|suffix| {
-                let mut name = self.path.as_os_str().to_owned();
-                name.push(suffix);
-                PathBuf::from(name)
-            })
+            .map(|suffix| crate::atomic::with_suffix(&self.path, suffix))
             .filter(|p| p.is_file())
             .collect()
     }

@@ -53,7 +53,8 @@ impl Opts {
         let json = serde_json::to_vec(&value)?;
         Manifest::from_json(std::str::from_utf8(&json)?, origin).context("the manifest does not survive its conversion to JSON")?;
         let annotated = manifest::embed(&module, &json).with_context(|| format!("{}", self.plugin.display()))?;
-        super::keygen::write_file(&self.output, &annotated, false)?;
+        stockade::atomic::write(&self.output, &[&annotated], stockade::atomic::Kind::Published)
+            .with_context(|| format!("cannot write {}", self.output.display()))?;
         writeln!(anstream::stdout().lock(), "wrote {} ({} bytes of manifest embedded)", self.output.display(), json.len())?;
         Ok(Status::Ok)
     }

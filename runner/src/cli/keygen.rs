@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use stockade::atomic::{self, Kind, with_suffix};
+
 use super::Status;
 
 /// Write a new signing key pair: PREFIX.key (PKCS#8 PEM, private) and PREFIX.pub (PEM).
@@ -34,39 +36,17 @@ Exit status:
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let with = |ext: &str| {
-            let mut name = self.output_key_prefix.as_os_str().to_owned();
-            name.push(ext);
-            PathBuf::from(name)
-        };
-        let (private_path, public_path) = (with(".key"), with(".pub"));
+        let (private_path, public_path) = (with_suffix(&self.output_key_prefix, ".key"), with_suffix(&self.output_key_prefix, ".pub"));
         for path in [&private_path, &public_path] {
             if path.exists() && !self.force {
                 anyhow::bail!("{} exists; pass --force to replace it", path.display());
             }
         }
         let (private, public) = stockade::signature::generate_key_pair()?;
-        write_file(&private_path, private.as_bytes(), true)?;
-        write_file(&public_path, public.as_bytes(), false)?;
+        for (path, text, kind) in [(&private_path, private, Kind::Secret), (&public_path, public, Kind::Published)] {
+            atomic::write(path, &[text.as_bytes()], kind).with_context(|| format!("cannot write {}", path.display()))?;
+        }
         writeln!(anstream::stdout().lock(), "wrote {} (private) and {} (public)", private_path.display(), public_path.display())?;
         Ok(Status::Ok)
     }
-}
-
-/// Writes a file atomically; a private one is readable by its owner only.
-pub(super) fn write_file(path: &std::path::Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write {}", path.display()))?;
-    // A temporary file is its owner's only; what is published (a public key, a signature, a
-    // module) is readable by all, as a file written in place would be.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file().set_permissions(std::fs::Permissions::from_mode(if private { 0o600 } else { 0o644 }))?;
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    file.write_all(bytes)?;
-    file.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use stockade::atomic::{self, Kind, with_suffix};
+
 use super::Status;
 
 /// Sign a file with a private key: writes FILE.sig (base64 ECDSA P-256, as cosign sign-blob).
@@ -41,12 +43,8 @@ impl Opts {
         let artifact = std::fs::read(&self.file).with_context(|| format!("cannot read {}", self.file.display()))?;
         let key = std::fs::read_to_string(&self.key).with_context(|| format!("cannot read the key {}", self.key.display()))?;
         let signature = stockade::signature::sign_blob(&artifact, &key).with_context(|| format!("the key {}", self.key.display()))?;
-        let out = self.output_signature.clone().unwrap_or_else(|| {
-            let mut name = self.file.as_os_str().to_owned();
-            name.push(".sig");
-            PathBuf::from(name)
-        });
-        super::keygen::write_file(&out, format!("{signature}\n").as_bytes(), false)?;
+        let out = self.output_signature.clone().unwrap_or_else(|| with_suffix(&self.file, ".sig"));
+        atomic::write(&out, &[signature.as_bytes(), b"\n"], Kind::Published).with_context(|| format!("cannot write {}", out.display()))?;
         writeln!(anstream::stdout().lock(), "wrote {}", out.display())?;
         Ok(Status::Ok)
     }

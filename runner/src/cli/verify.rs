@@ -104,11 +104,7 @@ impl Opts {
                     }
                     None => Trust::production(),
                 };
-                let bundle_path = self.bundle.clone().unwrap_or_else(|| {
-                    let mut name = self.file.as_os_str().to_owned();
-                    name.push(".sigstore.json");
-                    PathBuf::from(name)
-                });
+                let bundle_path = self.bundle.clone().unwrap_or_else(|| stockade::atomic::with_suffix(&self.file, ".sigstore.json"));
                 match std::fs::read(&bundle_path) {
                     Ok(bytes) => match String::from_utf8(bytes) {
                         Ok(json) => signature::verify_bundle(&artifact, &json, &expect, &trust),

@@ -9,7 +9,6 @@
 //! did not write (a truncated file, another engine's artifact, anything planted).
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -154,7 +153,7 @@ impl DiskCache {
             _ => {
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key).map_err(|e| CacheError::Random(e.to_string()))?;
-                write_private(&key_path, &key).map_err(io)?;
+                crate::atomic::write(&key_path, &[&key], crate::atomic::Kind::Secret).map_err(io)?;
                 key
             }
         };
@@ -188,24 +187,6 @@ impl DiskCache {
         mac.update(name.as_bytes());
         mac.update(payload);
         let tag = mac.finalize().into_bytes();
-        let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
-        file.write_all(&tag)?;
-        file.write_all(payload)?;
-        file.persist(self.dir.join(name)).map_err(|e| e.error)?;
-        Ok(())
+        crate::atomic::write(&self.dir.join(name), &[&tag, payload], crate::atomic::Kind::Cache)
     }
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(bytes)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -42,7 +42,7 @@ pub fn write_all(conformance: &Conformance, dir: &Path) -> std::io::Result<Vec<P
     let mut written = Vec::new();
     for (name, render) in REPORTS {
         let path = dir.join(name);
-        super::write_atomically(&path, render(conformance).as_bytes())?;
+        crate::atomic::write(&path, &[render(conformance).as_bytes()], crate::atomic::Kind::Published)?;
         written.push(path);
     }
     Ok(written)
