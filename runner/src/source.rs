@@ -11,6 +11,8 @@ pub struct PluginFile {
     /// The bytes of the file as given (what `sha256` and `size` describe). Not public, so that
     /// the digest taken of them always describes them.
     raw: Vec<u8>,
+    /// The file's length: `raw`'s, unless the file was over the bound it was read within.
+    size: u64,
     digest: std::sync::OnceLock<String>,
 }
 
@@ -32,13 +34,26 @@ const READ_CHUNK_BYTES: usize = 1 << 20;
 impl PluginFile {
     /// A plugin from bytes already in memory; `path` names it in reports.
     pub fn new(path: impl Into<PathBuf>, raw: Vec<u8>) -> PluginFile {
-        PluginFile { path: path.into(), raw, digest: std::sync::OnceLock::new() }
+        PluginFile { path: path.into(), size: raw.len() as u64, raw, digest: std::sync::OnceLock::new() }
     }
 
     pub fn read(path: &Path) -> Result<PluginFile, ReadError> {
+        PluginFile::read_within(path, u64::MAX)
+    }
+
+    /// Reads the file if it is at most `max_bytes` long (the policy's `module-size`). A longer
+    /// one is only measured and hashed, a chunk at a time, never held: vet refuses it by its
+    /// size, and a file of many gigabytes must not take the loader's memory first.
+    pub fn read_within(path: &Path, max_bytes: u64) -> Result<PluginFile, ReadError> {
         let error = |source| ReadError { path: path.display().to_string(), source };
         let mut file = std::fs::File::open(path).map_err(error)?;
         let size = file.metadata().map_err(error)?.len();
+        if size > max_bytes {
+            let digest = hash_stream(&mut file).map_err(error)?;
+            let plugin = PluginFile { path: path.to_path_buf(), raw: Vec::new(), size, digest: std::sync::OnceLock::new() };
+            let _ = plugin.digest.set(digest);
+            return Ok(plugin);
+        }
         if size < HASH_WHILE_READING_BYTES {
             let mut raw = Vec::with_capacity(size as usize);
             std::io::Read::read_to_end(&mut file, &mut raw).map_err(error)?;
@@ -54,9 +69,14 @@ impl PluginFile {
         Ok(plugin)
     }
 
-    /// The bytes of the file.
+    /// The bytes of the file (none when it was over the bound it was read within).
     pub fn bytes(&self) -> &[u8] {
         &self.raw
+    }
+
+    /// The file's length in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     /// The file's SHA-256, in hex: what the cache, reports and signatures name it by.
@@ -142,6 +162,20 @@ pub fn wat_to_wasm(text: &str) -> Result<Vec<u8>, Rejection> {
     let buffer = wast::parser::ParseBuffer::new(text).map_err(to_rejection)?;
     let mut wat = wast::parser::parse::<wast::Wat>(&buffer).map_err(to_rejection)?;
     wat.encode().map_err(to_rejection)
+}
+
+/// The SHA-256 of what is left to read, a chunk at a time.
+fn hash_stream(file: &mut std::fs::File) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => return Ok(hex::encode(hasher.finalize())),
+            n => hasher.update(&chunk[..n]),
+        }
+    }
 }
 
 /// Reads `size` bytes in chunks, hashing each on a scoped thread once it is read. The digest

@@ -184,7 +184,7 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     let mut vetting = Vetting {
         path: file.path.clone(),
         sha256: String::new(),
-        size: file.bytes().len(),
+        size: file.size() as usize,
         findings: Vec::new(),
         analysis: None,
         manifest: ManifestStatus::Absent,
@@ -192,11 +192,11 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     };
 
     let limit = policy.limits.module_size;
-    if file.bytes().len() as u64 > limit.get() {
+    if file.size() > limit.get() {
         // The limit protects the loader itself, so nothing further is read.
         if let Some(f) = findings.add(
             Code::ModuleTooLarge,
-            format!("the module is {} bytes; policy `{}` allows at most {limit}", file.bytes().len(), policy.name()),
+            format!("the module is {} bytes; policy `{}` allows at most {limit}", file.size(), policy.name()),
         ) {
             f.help("strip custom sections (debug info, names) and optimise for size, or raise limits.module-size");
         }

@@ -441,3 +441,31 @@ fn bench_gates_a_release_on_its_baseline_and_budget() {
     std::fs::write(&baseline, "{}").unwrap();
     assert_eq!(code(&bench(&fast, &["--baseline", baseline.to_str().unwrap()])), 2);
 }
+
+/// A file far over `module-size` is refused by its size without being held in memory: the
+/// child's peak RSS, read by `wait4` from outside it, stays far below the file's length.
+#[test]
+#[allow(clippy::zombie_processes, reason = "reaped by wait4, which also gives its rusage")]
+fn an_oversized_module_is_refused_without_being_read_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.wasm");
+    // Sparse: 256 MiB long, nothing on disk; the default policy allows 20 MiB.
+    std::fs::File::create(&path).unwrap().set_len(256 << 20).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(["vet", "--format", "json", path.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waits for the child spawned above, whose handle was consumed without waiting.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    assert_eq!(libc::WEXITSTATUS(status), 1, "{text}");
+    assert!(text.contains("module-too-large"), "{text}");
+    let peak_bytes = usage.ru_maxrss as u64 * 1024;
+    assert!(peak_bytes < 100 << 20, "peak RSS {peak_bytes} bytes vetting a 256 MiB file");
+}

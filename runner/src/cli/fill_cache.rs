@@ -31,7 +31,7 @@ impl Opts {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("cannot read the policy from stdin")?;
         let policy = Policy::from_toml(&text, stockade::document::Origin::Builtin("the policy on stdin"))?;
-        let file = super::read_plugin(&self.plugin)?;
+        let file = super::read_plugin(&self.plugin, &policy)?;
         // The file may have changed since it was vetted: only the vetted bytes are compiled.
         if file.sha256() != self.sha256 {
             return Ok(Status::Findings);

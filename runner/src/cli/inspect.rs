@@ -39,7 +39,7 @@ impl Opts {
         let policy = self.load.policy.load()?;
         let mut options = VetOptions::new(&policy);
         options.manifest = self.load.manifest.as_deref();
-        let file = super::read_plugin(&self.plugin)?;
+        let file = super::read_plugin(&self.plugin, &policy)?;
         let vetting = stockade::vet(&file, &options)?;
         let mut out = anstream::stdout().lock();
         match self.format {

@@ -241,6 +241,7 @@ pub fn stdout_colored() -> bool {
     anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
-pub fn read_plugin(path: &Path) -> anyhow::Result<stockade::source::PluginFile> {
-    Ok(stockade::source::PluginFile::read(path)?)
+/// Reads a plugin, holding it in memory only if the policy's `module-size` allows it.
+pub fn read_plugin(path: &Path, policy: &stockade::Policy) -> anyhow::Result<stockade::source::PluginFile> {
+    Ok(stockade::source::PluginFile::read_within(path, policy.limits.module_size.get())?)
 }

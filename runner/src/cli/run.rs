@@ -59,7 +59,7 @@ impl Opts {
         let policy = self.load.policy.load()?;
         let input = self.target.input()?;
         let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options()?)?;
-        let file = super::read_plugin(&self.target.plugin)?;
+        let file = super::read_plugin(&self.target.plugin, &policy)?;
         let options = LoadOptions { manifest: self.load.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
         let mut out = anstream::stdout().lock();
         let outcome = match sandbox.load(&file, &options)? {

@@ -112,7 +112,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
     let mut plugins: Vec<Plugin> = Vec::new();
     for module in &request.modules {
         let measure = StepClock::start();
-        let load = PluginFile::read(std::path::Path::new(module)).map_err(|e| e.to_string()).and_then(|file| {
+        let load = PluginFile::read_within(std::path::Path::new(module), sandbox.policy().limits.module_size.get()).map_err(|e| e.to_string()).and_then(|file| {
             sandbox.load(&file, &options).map_err(|e| format!("cannot load {module}: {e}"))
         });
         let (step, plugin) = match load {
