@@ -15,6 +15,20 @@ pub enum Origin {
     Builtin(&'static str),
 }
 
+impl Origin {
+    /// The directory that paths written in the document are relative to: a file's own
+    /// directory; none for a built-in document or a section (paths in those are taken as given).
+    pub fn directory(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Origin::File(path) => {
+                let parent = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(""));
+                Some(if parent.as_os_str().is_empty() { ".".into() } else { parent.to_path_buf() })
+            }
+            Origin::Section { .. } | Origin::Builtin(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -9,6 +9,7 @@ use crate::capability::{self, Capability, Family, FsMode, Need};
 use crate::code::{Code, Severity};
 use crate::document::{self, DocumentError, Origin};
 use crate::features::FeatureSet;
+use crate::signature::{FieldError, SignerRule, TrustedSigners};
 use crate::units::{self, Bytes, Span};
 
 const KIB: u64 = 1 << 10;
@@ -245,11 +246,35 @@ pub struct FsGrant {
     pub mode: FsMode,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `[signatures]`: whether a plugin must be signed, and by whom.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SignaturePolicy {
     #[serde(default)]
     pub required: bool,
+    /// A Sigstore trusted root for keyless signatures: the path of its JSON (relative to the
+    /// policy file) or the JSON itself. Default: Sigstore's public-good root, compiled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
+    /// Who must have signed: a rule tree of `allOf` / `anyOf` (`minimumMatches`) over `pubKey`
+    /// and `keyless` entries. Without it no signer is trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signers: Option<SignerRule>,
+    /// The two above, checked and parsed when the policy is read.
+    #[serde(skip)]
+    trusted: TrustedSigners,
+}
+
+impl SignaturePolicy {
+    /// Who the policy trusts, ready to check signatures against.
+    pub fn trusted(&self) -> &TrustedSigners {
+        &self.trusted
+    }
+
+    fn prepare(&mut self, base: Option<&Path>) -> Result<(), FieldError> {
+        self.trusted = TrustedSigners::prepare(self.signers.as_mut(), self.trusted_root.as_mut(), base)?;
+        Ok(())
+    }
 }
 
 /// A policy the operator gave that cannot be used.
@@ -301,11 +326,10 @@ impl Policy {
     }
 
     pub fn from_toml(text: &str, origin: Origin) -> Result<Policy, DocumentError> {
-        let policy: Policy = document::from_toml(text, origin.clone())?;
-        policy.check().map_err(|(field, message)| DocumentError {
-            field: Some(field),
-            ..DocumentError::new(origin, message)
-        })?;
+        let mut policy: Policy = document::from_toml(text, origin.clone())?;
+        let at_field = |(field, message): FieldError| DocumentError { field: Some(field), ..DocumentError::new(origin.clone(), message) };
+        policy.check().map_err(at_field)?;
+        policy.signatures.prepare(origin.directory().as_deref()).map_err(at_field)?;
         Ok(policy)
     }
 

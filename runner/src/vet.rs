@@ -13,6 +13,7 @@ use crate::code::{Code, Severity};
 use crate::document::{DocumentError, Origin};
 use crate::manifest::{MANIFEST_SECTION, Manifest};
 use crate::policy::Policy;
+use crate::signature::{self, FileVerdict, Outcome, SignatureFile};
 use crate::source::{PluginFile, ReadError};
 
 /// The host API version the `stockade` CLI offers; a host embedding Stockade sets its own.
@@ -95,6 +96,8 @@ pub struct Vetting {
     /// `None` when the module could not be decoded or was not analysed (too large).
     pub analysis: Option<Analysis>,
     pub manifest: ManifestStatus,
+    /// The signature files beside the module and what each showed.
+    pub signatures: Vec<signature::Checked>,
     pub policy_name: String,
 }
 
@@ -188,6 +191,7 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
         findings: Vec::new(),
         analysis: None,
         manifest: ManifestStatus::Absent,
+        signatures: Vec::new(),
         policy_name: policy.name().to_string(),
     };
 
@@ -227,7 +231,7 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
         ManifestStatus::Loaded { origin, manifest } => check_manifest(manifest, origin, options, &mut findings),
         ManifestStatus::Absent => {}
     }
-    check_signatures(file, policy, &mut findings);
+    vetting.signatures = check_signatures(file, policy, &mut findings);
     if let Some(analysis) = &vetting.analysis {
         let declared = vetting.manifest.manifest().map(|m| (m, manifest_origin(&vetting.manifest)));
         check_capabilities(analysis, declared, policy, &mut findings);
@@ -353,33 +357,75 @@ fn check_manifest(manifest: &Manifest, origin: &Origin, options: &VetOptions<'_>
     }
 }
 
-fn check_signatures(file: &PluginFile, policy: &Policy, findings: &mut Findings<'_>) {
+/// A signature file is the plugin's own artifact: one far larger than any bundle (a
+/// certificate chain, log entries and timestamps are a few KiB) is refused unread.
+const SIGNATURE_FILE_MAX: u64 = 1 << 20;
+
+/// Checks the signatures beside the module whatever the policy (`inspect` shows them); under
+/// a policy that requires a signature, anything but a met `[signatures.signers]` rule is a
+/// finding.
+fn check_signatures(file: &PluginFile, policy: &Policy, findings: &mut Findings<'_>) -> Vec<signature::Checked> {
+    let found: Vec<SignatureFile> = file
+        .signature_files()
+        .into_iter()
+        .map(|path| {
+            let bytes = read_bounded(&path, SIGNATURE_FILE_MAX);
+            SignatureFile { path, bytes }
+        })
+        .collect();
+    if found.is_empty() && !policy.signatures.required {
+        return Vec::new();
+    }
+    let assessment = policy.signatures.trusted().assess(file.bytes(), &found);
     if !policy.signatures.required {
-        return;
+        return assessment.files;
     }
-    let found = file.signature_files();
-    let message = match found.first() {
-        None => format!(
-            "policy `{}` requires a signature, and there is no {1}.sig or {1}.sigstore.json",
-            policy.name(),
-            file.path.display()
-        ),
-        Some(path) => {
-            // Fail closed: a signature this build cannot check must not count as checked.
+    let name = policy.name();
+    match &assessment.outcome {
+        Outcome::Trusted => {}
+        Outcome::Missing => {
             let message = format!(
-                "{} was found, but this build of Stockade cannot verify signatures yet; policy `{}` requires a verified one",
-                path.display(),
-                policy.name()
+                "policy `{name}` requires a signature, and there is no {0}.sig or {0}.sigstore.json",
+                file.path.display()
             );
-            if let Some(f) = findings.add(Code::SignatureInvalid, message) {
-                f.help("vet with a build that verifies Sigstore signatures, or use a policy that does not require them");
+            if let Some(f) = findings.add(Code::SignatureMissing, message) {
+                f.help("sign the plugin (`stockade sign`) and ship the signature beside the module");
             }
-            return;
         }
-    };
-    if let Some(f) = findings.add(Code::SignatureMissing, message) {
-        f.help("sign the plugin and ship the signature beside the module");
+        Outcome::Invalid => {
+            for checked in &assessment.files {
+                let message = match &checked.verdict {
+                    FileVerdict::Invalid { reason } => format!("{}: {reason}", checked.path.display()),
+                    FileVerdict::Unattributed => format!(
+                        "{} does not verify with any key policy `{name}` trusts: the module changed since it was \
+                         signed, or another key signed it (a blob signature does not say which key)",
+                        checked.path.display()
+                    ),
+                    _ => continue,
+                };
+                if let Some(f) = findings.add(Code::SignatureInvalid, message) {
+                    f.help("sign the module again as it is now, or restore the module that was signed");
+                }
+            }
+        }
+        Outcome::Untrusted(reason) => {
+            if let Some(f) = findings.add(Code::SignerUntrusted, reason.clone()) {
+                f.help("have a signer the policy trusts sign the plugin, or add its signer to the policy's [signatures.signers]");
+            }
+        }
     }
+    assessment.files
+}
+
+/// The file's bytes, or an error when it cannot be read or is over `limit`.
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("it is over {limit} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// Cranelift's limit on the targets of one `br_table` (wasmtime 48: "exceeds the

@@ -1,4 +1,5 @@
-//! `stockade sign`: a key signature over a file, in cosign's blob-signature format.
+//! `stockade sign`: a key signature over a file, in cosign's blob-signature format and as a
+//! key-signed Sigstore bundle.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,7 +10,8 @@ use stockade::atomic::{self, Kind, with_suffix};
 
 use super::Status;
 
-/// Sign a file with a private key: writes FILE.sig (base64 ECDSA P-256, as cosign sign-blob).
+/// Sign a file with a private key: writes FILE.sig (base64 ECDSA P-256, as cosign sign-blob)
+/// and FILE.sigstore.json (the same signature as a key-signed Sigstore bundle).
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {
@@ -21,18 +23,31 @@ pub struct Opts {
     #[arg(long, value_name = "KEY")]
     key: PathBuf,
 
-    /// Where the signature goes [default: FILE.sig].
+    /// Where the blob signature goes [default: FILE.sig].
     #[arg(long, value_name = "SIG")]
     output_signature: Option<PathBuf>,
+
+    /// Where the bundle goes [default: FILE.sigstore.json].
+    #[arg(long, value_name = "BUNDLE", conflicts_with = "no_bundle")]
+    bundle: Option<PathBuf>,
+
+    /// Write the blob signature alone.
+    #[arg(long)]
+    no_bundle: bool,
 }
 
 const AFTER_HELP: &str = "\
 Examples:
   stockade sign plugin.wasm --key registry.key
-  stockade sign plugin.wasm --key registry.key --output-signature dist/plugin.wasm.sig
+  stockade sign plugin.wasm --key registry.key --output-signature dist/plugin.wasm.sig --no-bundle
 
-The signature covers every byte of the file. `stockade verify FILE --key KEY.pub --signature
-FILE.sig` and `cosign verify-blob --key KEY.pub --signature FILE.sig FILE` check it.
+The signature covers every byte of the file. Two files carry it: FILE.sig, cosign's blob
+signature, which `stockade verify FILE --key KEY.pub --signature FILE.sig` and `cosign
+verify-blob --key KEY.pub --signature FILE.sig FILE` check; and FILE.sigstore.json, a Sigstore
+bundle (v0.3) holding the same signature, the file's SHA-256 and the key's hint (the base64
+SHA-256 of the public key, as cosign writes it), without a transparency-log entry. The hint is
+what lets `stockade vet` tell a file changed since signing (signature-invalid) from a file signed
+with a key the policy does not trust (signer-untrusted); a blob signature alone cannot say which.
 
 Exit status:
   0  signed
@@ -42,10 +57,17 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let artifact = std::fs::read(&self.file).with_context(|| format!("cannot read {}", self.file.display()))?;
         let key = std::fs::read_to_string(&self.key).with_context(|| format!("cannot read the key {}", self.key.display()))?;
-        let signature = stockade::signature::sign_blob(&artifact, &key).with_context(|| format!("the key {}", self.key.display()))?;
-        let out = self.output_signature.clone().unwrap_or_else(|| with_suffix(&self.file, ".sig"));
-        atomic::write(&out, &[signature.as_bytes(), b"\n"], Kind::Published).with_context(|| format!("cannot write {}", out.display()))?;
-        writeln!(anstream::stdout().lock(), "wrote {}", out.display())?;
+        let signed = stockade::signature::sign(&artifact, &key).with_context(|| format!("the key {}", self.key.display()))?;
+        let mut out = anstream::stdout().lock();
+        let sig = self.output_signature.clone().unwrap_or_else(|| with_suffix(&self.file, ".sig"));
+        atomic::write(&sig, &[signed.blob.as_bytes(), b"\n"], Kind::Published).with_context(|| format!("cannot write {}", sig.display()))?;
+        writeln!(out, "wrote {}", sig.display())?;
+        if !self.no_bundle {
+            let bundle = self.bundle.clone().unwrap_or_else(|| with_suffix(&self.file, ".sigstore.json"));
+            atomic::write(&bundle, &[signed.bundle.as_bytes(), b"\n"], Kind::Published)
+                .with_context(|| format!("cannot write {}", bundle.display()))?;
+            writeln!(out, "wrote {}", bundle.display())?;
+        }
         Ok(Status::Ok)
     }
 }

@@ -96,18 +96,20 @@ impl Opts {
         let outcome = match (&self.signature, &key) {
             (Some(path), Some(key)) => signature::verify_blob_signature(&artifact, &read(path, "signature")?, key),
             _ => {
+                let own_root;
                 let trust = match &self.trusted_root {
                     Some(path) => {
                         let text = String::from_utf8(read(path, "trusted root")?)
                             .map_err(|_| anyhow::anyhow!("the trusted root {} is not JSON text", path.display()))?;
-                        Trust::from_json(&text).with_context(|| format!("the trusted root {}", path.display()))?
+                        own_root = Trust::from_json(&text).with_context(|| format!("the trusted root {}", path.display()))?;
+                        &own_root
                     }
-                    None => Trust::production(),
+                    None => Trust::public_good(),
                 };
                 let bundle_path = self.bundle.clone().unwrap_or_else(|| stockade::atomic::with_suffix(&self.file, ".sigstore.json"));
                 match std::fs::read(&bundle_path) {
                     Ok(bytes) => match String::from_utf8(bytes) {
-                        Ok(json) => signature::verify_bundle(&artifact, &json, &expect, &trust),
+                        Ok(json) => signature::verify_bundle(&artifact, &json, &expect, trust),
                         Err(_) => Err(Refusal::Malformed("the bundle is not UTF-8 JSON".into())),
                     },
                     // The operator named it: unreadable is a tool error. The default may be

@@ -9,6 +9,7 @@ use crate::capability::ImportClass;
 use crate::document::Origin;
 use crate::manifest::Manifest;
 use crate::policy::Policy;
+use crate::signature::{Checked, FileVerdict};
 use crate::units::Bytes;
 use crate::vet::{Finding, ManifestStatus, Verdict, Vetting};
 
@@ -151,6 +152,9 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
         policy.limits.timeout
     );
 
+    heading(&mut out, "Signatures");
+    signatures(&mut out, v, policy);
+
     heading(&mut out, "Custom sections");
     if a.custom_sections.is_empty() {
         let _ = writeln!(out, "  (none)");
@@ -172,6 +176,43 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
     out
 }
 
+/// Who signed, when, and what was checked, file by file; then what the policy asks for.
+fn signatures(out: &mut String, v: &Vetting, policy: &Policy) {
+    for checked in &v.signatures {
+        let path = super::display_path(&checked.path);
+        let name = esc(&path);
+        match &checked.verdict {
+            FileVerdict::Verified(verified) => {
+                let _ = writeln!(out, "  {name}  verified: signed by {}", esc(&verified.signer.to_string()));
+                for time in &verified.times {
+                    let _ = writeln!(out, "    signed at  {time}");
+                }
+                for check in &verified.checks {
+                    let _ = writeln!(out, "    checked    {check}");
+                }
+            }
+            FileVerdict::Invalid { reason } => {
+                let _ = writeln!(out, "  {name}  does not verify: {}", esc(reason));
+            }
+            FileVerdict::UnknownKey { hint } => {
+                let _ = writeln!(out, "  {name}  signed with a key the policy does not hold (hint {}); not checked", esc(hint));
+            }
+            FileVerdict::Unattributed => {
+                let _ = writeln!(out, "  {name}  verifies with no key the policy holds; not checked");
+            }
+        }
+    }
+    if v.signatures.is_empty() {
+        let _ = writeln!(out, "  (none beside the module)");
+    }
+    let required = if policy.signatures.required { "requires a signature" } else { "does not require a signature" };
+    let trusted = match policy.signatures.trusted().rule_text() {
+        Some(rule) => format!("trusts {rule}"),
+        None => "trusts no signer".to_string(),
+    };
+    let _ = writeln!(out, "  policy `{}` {required}; it {trusted}", policy.name());
+}
+
 #[derive(Serialize)]
 struct InspectDocument<'a> {
     schema: &'static str,
@@ -181,6 +222,7 @@ struct InspectDocument<'a> {
     manifest_source: String,
     manifest: Option<&'a Manifest>,
     analysis: Option<&'a Analysis>,
+    signatures: &'a [Checked],
     verdict: Verdict,
     findings: &'a [Finding],
 }
@@ -195,6 +237,7 @@ pub fn json(v: &Vetting) -> String {
         manifest_source: manifest_source(&v.manifest),
         manifest: v.manifest.manifest(),
         analysis: v.analysis.as_ref(),
+        signatures: &v.signatures,
         verdict: v.verdict(),
         findings: &v.findings,
     };

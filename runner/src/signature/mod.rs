@@ -7,10 +7,17 @@
 //! Identities are matched here, after the crate has verified the certificate: exactly, by a URL
 //! prefix cut at a path boundary, or by a regular expression over the whole identity.
 
-use sigstore_verify::crypto::{KeyPair, VerificationKey};
+mod keys;
+mod signers;
+
+use sigstore_verify::crypto::VerificationKey;
 use sigstore_verify::trust_root::TrustedRoot;
+use sigstore_verify::types::bundle::VerificationMaterialContent;
 use sigstore_verify::types::{Bundle, DerPublicKey, SignatureBytes};
 use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
+
+pub use keys::{KeySignature, fingerprint, generate_key_pair, hint, public_key_from_pem, sign};
+pub use signers::{Assessment, Checked, FieldError, FileVerdict, KeyEntry, KeylessEntry, Outcome, SignatureFile, SignerRule, SubjectEntry, TrustedSigners};
 
 /// What the operator trusts: a Sigstore trusted root (the public-good production root, compiled
 /// in, unless another is given), ready to verify against.
@@ -24,9 +31,13 @@ pub struct Trust {
 pub struct TrustError(pub String);
 
 impl Trust {
-    /// The Sigstore public-good instance's trusted root, as shipped with `sigstore-verify`.
-    pub fn production() -> Trust {
-        Trust::from_json(sigstore_verify::trust_root::SIGSTORE_PRODUCTION_TRUSTED_ROOT).expect("the compiled-in trusted root is valid")
+    /// The Sigstore public-good instance's trusted root, as shipped with `sigstore-verify`:
+    /// built once per process, when first needed.
+    pub fn public_good() -> &'static Trust {
+        static PUBLIC_GOOD: std::sync::OnceLock<Trust> = std::sync::OnceLock::new();
+        PUBLIC_GOOD.get_or_init(|| {
+            Trust::from_json(sigstore_verify::trust_root::SIGSTORE_PRODUCTION_TRUSTED_ROOT).expect("the compiled-in trusted root is valid")
+        })
     }
 
     pub fn from_json(text: &str) -> Result<Trust, TrustError> {
@@ -34,13 +45,6 @@ impl Trust {
         let verifier = Verifier::new(&root).map_err(|e| TrustError(format!("unusable trusted root: {e}")))?;
         Ok(Trust { verifier })
     }
-}
-
-/// A public key from PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo).
-pub fn public_key_from_pem(text: &str) -> Result<DerPublicKey, TrustError> {
-    let key = DerPublicKey::from_pem(text.trim()).map_err(|e| TrustError(format!("not a PEM public key: {e}")))?;
-    VerificationKey::from_spki(&key).map_err(|e| TrustError(format!("unsupported public key: {e}")))?;
-    Ok(key)
 }
 
 /// How a certificate's identity (its subject alternative name) must look.
@@ -104,12 +108,21 @@ pub struct Verified {
     pub times: Vec<String>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Signer {
     /// A key: its SHA-256 fingerprint (of the DER public key).
     Key { fingerprint: String },
     Keyless { identity: String, issuer: Option<String> },
+}
+
+impl std::fmt::Display for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signer::Key { fingerprint } => write!(f, "key sha256:{fingerprint}"),
+            Signer::Keyless { identity, issuer } => write!(f, "`{identity}` (issuer `{}`)", issuer.as_deref().unwrap_or("none")),
+        }
+    }
 }
 
 /// Why a signature was not accepted.
@@ -140,9 +153,19 @@ pub fn verify_bundle(artifact: &[u8], bundle_json: &str, expect: &Expectation, t
     let mut checks = Vec::new();
     let mut times = Vec::new();
     let signer = if let Some(key) = &expect.key {
-        let result = trust.verifier.verify(artifact, &bundle, &PublicKeyVerificationPolicy::new(key.clone())).map_err(invalid)?;
+        // A key signature need not be logged (the key is the trust), but a log entry that is
+        // there must verify, inclusion proof and all.
+        let logged = !bundle.verification_material.tlog_entries.is_empty();
+        let mut policy = PublicKeyVerificationPolicy::new(key.clone());
+        if !logged {
+            policy = policy.skip_tlog_unsafe();
+        }
+        if !matches!(bundle.verification_material.content, VerificationMaterialContent::PublicKey(_)) {
+            return Err(Refusal::Invalid("the bundle was signed with a certificate, not with a key".into()));
+        }
+        let result = trust.verifier.verify(artifact, &bundle, &policy).map_err(invalid)?;
         checks.push("signature by the given key");
-        if result.tlog_verified() {
+        if logged && result.tlog_verified() {
             checks.push("transparency-log inclusion proof and checkpoint");
         }
         times.extend(result.verified_timestamps().iter().map(|t| t.to_string()));
@@ -170,7 +193,7 @@ pub fn verify_bundle(artifact: &[u8], bundle_json: &str, expect: &Expectation, t
         if result.sct_verified() {
             checks.push("certificate transparency (SCT)");
         }
-        if result.tlog_verified() {
+        if result.tlog_verified() && !bundle.verification_material.tlog_entries.is_empty() {
             checks.push("transparency-log inclusion proof and checkpoint");
         }
         checks.push("signature by the certificate's key");
@@ -189,12 +212,6 @@ fn invalid(error: sigstore_verify::Error) -> Refusal {
     Refusal::Invalid(error.to_string())
 }
 
-/// The SHA-256 of a public key's DER encoding, in hex: how a key is named in reports.
-pub fn fingerprint(key: &DerPublicKey) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(key.as_bytes()))
-}
-
 /// Verifies a cosign blob signature (base64 of an ASN.1 ECDSA signature, as `cosign
 /// sign-blob --output-signature` and `stockade sign` write it) over `artifact` with `key`.
 pub fn verify_blob_signature(artifact: &[u8], signature: &[u8], key: &DerPublicKey) -> Result<Verified, Refusal> {
@@ -206,27 +223,3 @@ pub fn verify_blob_signature(artifact: &[u8], signature: &[u8], key: &DerPublicK
     Ok(Verified { signer: Signer::Key { fingerprint: fingerprint(key) }, checks: vec!["signature by the given key"], times: Vec::new() })
 }
 
-/// A new ECDSA P-256 key pair: the private key as PKCS#8 PEM, the public key as PEM.
-pub fn generate_key_pair() -> Result<(String, String), TrustError> {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| TrustError("cannot generate a key".into()))?;
-    let pair = KeyPair::from_pkcs8_der(pkcs8.as_ref()).map_err(|e| TrustError(e.to_string()))?;
-    let public = pair.public_key_der().map_err(|e| TrustError(e.to_string()))?;
-    let private = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
-    Ok((private, public.to_pem()))
-}
-
-/// Signs `artifact` with a PKCS#8 PEM private key: the cosign blob signature (base64).
-pub fn sign_blob(artifact: &[u8], private_pem: &str) -> Result<String, TrustError> {
-    let block = pem::parse(private_pem.trim()).map_err(|e| TrustError(format!("not a PEM private key: {e}")))?;
-    if block.tag() != "PRIVATE KEY" {
-        return Err(TrustError(format!(
-            "expected an unencrypted PKCS#8 key (`-----BEGIN PRIVATE KEY-----`), found `{}`",
-            block.tag()
-        )));
-    }
-    let pair = KeyPair::from_pkcs8_der(block.contents()).map_err(|e| TrustError(format!("unusable private key: {e}")))?;
-    let signature = pair.sign(artifact).map_err(|e| TrustError(format!("cannot sign: {e}")))?;
-    Ok(signature.to_base64())
-}
