@@ -156,6 +156,9 @@ pub fn verify_bundle(artifact: &[u8], bundle_json: &str, expect: &Expectation, t
         // A key signature need not be logged (the key is the trust), but a log entry that is
         // there must verify, inclusion proof and all.
         let logged = !bundle.verification_material.tlog_entries.is_empty();
+        if !logged && bundle.verification_material.timestamp_verification_data.rfc3161_timestamps.is_empty() {
+            return verify_unlogged_key_bundle(artifact, &bundle, key);
+        }
         let mut policy = PublicKeyVerificationPolicy::new(key.clone());
         if !logged {
             policy = policy.skip_tlog_unsafe();
@@ -206,6 +209,35 @@ pub fn verify_bundle(artifact: &[u8], bundle_json: &str, expect: &Expectation, t
     times.sort();
     times.dedup();
     Ok(Verified { signer, checks, times })
+}
+
+/// A key-signed bundle with neither a log entry nor a timestamp, as `stockade sign` writes:
+/// the crate refuses such a bundle outright (Sigstore's rule for keyless signatures, whose
+/// certificate is only valid at a logged time), but for a key signature the key is the trust,
+/// so its message signature is checked here: the digest it names is the file's, and the
+/// signature over the file verifies with the key.
+fn verify_unlogged_key_bundle(artifact: &[u8], bundle: &Bundle, key: &DerPublicKey) -> Result<Verified, Refusal> {
+    use sigstore_verify::types::bundle::SignatureContent;
+    let SignatureContent::MessageSignature(message) = &bundle.content else {
+        return Err(Refusal::Malformed("a key-signed bundle without a log entry must hold a message signature".into()));
+    };
+    if let Some(digest) = &message.message_digest {
+        use sha2::Digest;
+        let matches = match digest.algorithm {
+            sigstore_verify::types::HashAlgorithm::Sha2256 => sha2::Sha256::digest(artifact).as_slice() == digest.digest.as_bytes(),
+            sigstore_verify::types::HashAlgorithm::Sha2384 => sha2::Sha384::digest(artifact).as_slice() == digest.digest.as_bytes(),
+            sigstore_verify::types::HashAlgorithm::Sha2512 => sha2::Sha512::digest(artifact).as_slice() == digest.digest.as_bytes(),
+            other => return Err(Refusal::Malformed(format!("unsupported digest algorithm {other:?}"))),
+        };
+        if !matches {
+            return Err(Refusal::Invalid("the file's digest is not the one the bundle signs: the file changed since signing".into()));
+        }
+    }
+    let key_for_check = VerificationKey::from_spki(key).map_err(|e| Refusal::Malformed(format!("unsupported key: {e}")))?;
+    key_for_check
+        .verify(artifact, &message.signature)
+        .map_err(|_| Refusal::Invalid("the signature does not match the file and key".into()))?;
+    Ok(Verified { signer: Signer::Key { fingerprint: fingerprint(key) }, checks: vec!["signature by the given key"], times: Vec::new() })
 }
 
 fn invalid(error: sigstore_verify::Error) -> Refusal {

@@ -354,7 +354,7 @@ impl TrustedSigners {
         let unknown: Vec<String> = checked
             .iter()
             .filter_map(|c| match &c.verdict {
-                FileVerdict::UnknownKey { hint } => Some(format!("a key with hint {hint}")),
+                FileVerdict::UnknownKey { hint } => Some(named_key(hint)),
                 _ => None,
             })
             .collect();
@@ -418,5 +418,15 @@ impl TrustedSigners {
             None if id.hint.is_empty() => FileVerdict::Unattributed,
             None => FileVerdict::UnknownKey { hint: id.hint.clone() },
         }
+    }
+}
+
+/// A key a bundle names by its hint, as reports name keys (`key sha256:HEX`) when the hint is
+/// cosign's (the base64 of the key's SHA-256), and as written otherwise.
+fn named_key(hint: &str) -> String {
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(hint) {
+        Ok(digest) if digest.len() == 32 => format!("key sha256:{} (named by the bundle, not checked: the policy does not hold it)", hex::encode(digest)),
+        _ => format!("a key the bundle names `{hint}` (not checked: the policy does not hold it)"),
     }
 }
