@@ -282,7 +282,7 @@ impl SignaturePolicy {
 pub enum PolicyError {
     #[error("cannot read policy {path}")]
     Read { path: String, source: std::io::Error },
-    #[error("invalid policy {0}")]
+    #[error("invalid policy")]
     Document(#[from] DocumentError),
 }
 

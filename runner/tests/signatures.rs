@@ -236,3 +236,213 @@ fn annotate_embeds_the_manifest_which_vet_reads_and_the_signature_covers() {
     std::fs::write(&toml, "name = \"x\"\nversion = \"1.0.0\"\n").unwrap();
     assert_tool_error(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]), "WebAssembly");
 }
+
+/// `stockade vet --format json` of one plugin: its exit status and its findings' codes.
+fn vet_codes(plugin: &Path, policy: &Path) -> (i32, Vec<String>, serde_json::Value) {
+    let out = stockade(&["vet", "--format", "json", "--policy", s(policy), s(plugin)]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let codes = json["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect();
+    (code(&out), codes, json)
+}
+
+/// A plugin as a registry would publish it: a module with its manifest embedded (by `stockade
+/// annotate`), in `dir`.
+fn annotated_plugin(dir: &Path) -> PathBuf {
+    let text = r#"(module (func (export "run") (result i32) i32.const 7))"#;
+    let module = stockade::source::PluginFile::new("plugin.wat", text.as_bytes().to_vec()).binary().unwrap().into_owned();
+    let bare = dir.join("bare.wasm");
+    std::fs::write(&bare, &module).unwrap();
+    let manifest = dir.join("plugin.toml.in");
+    std::fs::write(&manifest, "name = \"greeter\"\nversion = \"1.0.0\"\ncapabilities = []\nexports = [\"run\"]\n").unwrap();
+    let plugin = dir.join("plugin.wasm");
+    let out = stockade(&["annotate", s(&bare), "--manifest", s(&manifest), "-o", s(&plugin)]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    plugin
+}
+
+/// The byte range of the first section `pick` selects.
+fn section_range(module: &[u8], pick: impl Fn(&wasmparser::Payload<'_>) -> bool) -> std::ops::Range<usize> {
+    wasmparser::Parser::new(0)
+        .parse_all(module)
+        .map(|p| p.unwrap())
+        .find(|p| pick(p))
+        .and_then(|p| p.as_section().map(|(_, range)| range))
+        .expect("the section is there")
+}
+
+/// A copy of the signed plugin (signatures and all) in a directory of its own, with `change`
+/// applied to the module's bytes.
+fn changed_copy(plugin: &Path, name: &str, change: impl Fn(&mut Vec<u8>)) -> PathBuf {
+    let dir = plugin.parent().unwrap().join(name);
+    std::fs::create_dir(&dir).unwrap();
+    let mut bytes = std::fs::read(plugin).unwrap();
+    change(&mut bytes);
+    let copy = dir.join("plugin.wasm");
+    std::fs::write(&copy, bytes).unwrap();
+    for suffix in [".sig", ".sigstore.json"] {
+        let from = stockade::atomic::with_suffix(plugin, suffix);
+        if from.exists() {
+            std::fs::copy(&from, stockade::atomic::with_suffix(&copy, suffix)).unwrap();
+        }
+    }
+    copy
+}
+
+#[test]
+fn vet_under_a_key_rule_passes_the_signed_plugin_and_says_which_way_each_other_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = annotated_plugin(dir.path());
+    for name in ["registry", "stranger"] {
+        assert_eq!(code(&stockade(&["keygen", "--output-key-prefix", s(&dir.path().join(name))])), 0);
+    }
+    // The policy names the key by a path relative to the policy file.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[policy]\nname = \"registry\"\n[signatures]\nrequired = true\n[signatures.signers]\nanyOf = [{ pubKey = { key = \"registry.pub\" } }]\n",
+    )
+    .unwrap();
+
+    // No signature yet.
+    let (status, codes, _) = vet_codes(&plugin, &policy);
+    assert_eq!((status, codes), (1, vec!["signature-missing".to_string()]));
+
+    assert_eq!(code(&stockade(&["sign", s(&plugin), "--key", s(&dir.path().join("registry.key"))])), 0);
+    let (status, codes, json) = vet_codes(&plugin, &policy);
+    assert_eq!((status, codes.len()), (0, 0), "{json}");
+
+    // One byte of the code changed (`i32.const 7` made `i32.const 8`: still a valid module).
+    let module = std::fs::read(&plugin).unwrap();
+    let code_section = section_range(&module, |p| matches!(p, wasmparser::Payload::CodeSectionStart { .. }));
+    let at = code_section.start + module[code_section.clone()].windows(2).position(|w| w == [0x41, 0x07]).unwrap() + 1;
+    let code_changed = changed_copy(&plugin, "code-changed", |bytes| bytes[at] = 0x08);
+    let (status, codes, json) = vet_codes(&code_changed, &policy);
+    assert_eq!(status, 1);
+    assert!(codes.iter().all(|c| c == "signature-invalid") && !codes.is_empty(), "{json}");
+    assert!(json.to_string().contains("changed since signing"), "{json}");
+
+    // One byte of the embedded manifest changed (`greeter` made `greetes`).
+    let manifest_section = section_range(&module, |p| matches!(p, wasmparser::Payload::CustomSection(c) if c.name() == "stockade.manifest"));
+    let at = manifest_section.start + module[manifest_section.clone()].windows(7).position(|w| w == b"greeter").unwrap() + 6;
+    let manifest_changed = changed_copy(&plugin, "manifest-changed", |bytes| bytes[at] = b's');
+    let (status, codes, json) = vet_codes(&manifest_changed, &policy);
+    assert_eq!(status, 1);
+    assert!(codes.iter().all(|c| c == "signature-invalid") && !codes.is_empty(), "{json}");
+
+    // Signed by a key the policy does not trust: the bundle names it, so this is not taken for
+    // a changed file.
+    let stranger = changed_copy(&plugin, "stranger", |_| {});
+    assert_eq!(code(&stockade(&["sign", s(&stranger), "--key", s(&dir.path().join("stranger.key"))])), 0);
+    let (status, codes, json) = vet_codes(&stranger, &policy);
+    assert_eq!((status, codes), (1, vec!["signer-untrusted".to_string()]), "{json}");
+    let stranger_pub = stockade::signature::public_key_from_pem(&std::fs::read_to_string(dir.path().join("stranger.pub")).unwrap()).unwrap();
+    let named = format!("key sha256:{}", stockade::signature::fingerprint(&stranger_pub));
+    assert!(json.to_string().contains(&named), "the untrusted key is named: {json}");
+    // A blob signature alone cannot say which key made it: that is refused as invalid.
+    std::fs::remove_file(stockade::atomic::with_suffix(&stranger, ".sigstore.json")).unwrap();
+    let (status, codes, _) = vet_codes(&stranger, &policy);
+    assert_eq!((status, codes), (1, vec!["signature-invalid".to_string()]));
+
+    // A policy that trusts both keys in an allOf needs both signatures; the one key signing twice
+    // does not make two signers.
+    std::fs::write(
+        &policy,
+        "[policy]\nname = \"two\"\n[signatures]\nrequired = true\n[signatures.signers]\nanyOf = [{ pubKey = { key = \"registry.pub\" } }, { pubKey = { key = \"stranger.pub\" } }]\nminimumMatches = 2\n",
+    )
+    .unwrap();
+    let (status, codes, _) = vet_codes(&plugin, &policy);
+    assert_eq!((status, codes), (1, vec!["signer-untrusted".to_string()]));
+    let cosigned = stockade::atomic::with_suffix(&plugin, ".sigstore.json");
+    let out = stockade(&["sign", s(&plugin), "--key", s(&dir.path().join("stranger.key")), "--no-bundle"]);
+    assert_eq!(code(&out), 0);
+    // Now: the registry's bundle and the stranger's blob signature.
+    assert!(cosigned.exists());
+    let (status, codes, json) = vet_codes(&plugin, &policy);
+    assert_eq!((status, codes.len()), (0, 0), "{json}");
+
+    // inspect shows who signed and what was checked.
+    let out = stockade(&["inspect", "--policy", s(&policy), s(&plugin)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("plugin.wasm.sig  verified: signed by key sha256:"), "{text}");
+    assert!(text.contains("checked    signature by the given key"), "{text}");
+    assert!(text.contains("requires a signature; it trusts 2 of (key sha256:"), "{text}");
+}
+
+#[test]
+fn a_policys_unusable_trust_material_is_a_tool_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = common::fixture_module("benign-extism");
+    std::fs::write(dir.path().join("not.pub"), "hello").unwrap();
+    std::fs::write(dir.path().join("good.pub"), stockade::signature::generate_key_pair().unwrap().1).unwrap();
+    let cases = [
+        ("anyOf = [{ pubKey = { key = \"missing.pub\" } }]", "signatures.signers.anyOf[0].pubKey.key"),
+        ("anyOf = [{ pubKey = { key = \"not.pub\" } }]", "signatures.signers.anyOf[0].pubKey.key"),
+        ("anyOf = [{ pubKey = { key = \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\" } }]", "pubKey.key"),
+        ("anyOf = []", "signatures.signers.anyOf"),
+        ("anyOf = [{ pubKey = { key = \"good.pub\" } }]\nminimumMatches = 2", "minimumMatches"),
+        ("pubKey = { key = \"good.pub\" }\nminimumMatches = 1", "minimumMatches"),
+        ("allOf = [{ keyless = { issuer = \"https://x\", subject = { equal = \"a\", regexp = \"b\" } } }]", "signatures.signers.allOf[0].keyless.subject"),
+        ("anyOf = [{ keyless = { issuer = \"https://x\", subject = { regexp = \"(\" } } }]", "keyless.subject"),
+        ("anyOf = [{ keyless = { issuer = \"https://x\", subject = { urlPrefix = \"github.com/acme\" } } }]", "keyless.subject"),
+        ("pubKey = { key = \"not.pub\" }\nkeyless = { issuer = \"https://x\", subject = { equal = \"a\" } }", "signatures.signers"),
+        ("anyOf = [{ pubKey = { key = \"good.pub\", extra = 1 } }]", "extra"),
+    ];
+    for (i, (rule, field)) in cases.iter().enumerate() {
+        let policy = dir.path().join(format!("p{i}.toml"));
+        std::fs::write(&policy, format!("[policy]\nname = \"p\"\n[signatures]\nrequired = true\n[signatures.signers]\n{rule}\n")).unwrap();
+        assert_tool_error(&stockade(&["vet", "--policy", s(&policy), s(&plugin)]), field);
+    }
+    let policy = dir.path().join("root.toml");
+    std::fs::write(&policy, "[policy]\nname = \"p\"\n[signatures]\ntrusted-root = \"not.pub\"\n").unwrap();
+    assert_tool_error(&stockade(&["vet", "--policy", s(&policy), s(&plugin)]), "signatures.trusted-root");
+}
+
+/// The keyless rules of a policy, decided by the same assessment `vet` makes, over real public
+/// bundles and the files they sign (no keyless bundle over a wasm module can be made offline).
+#[test]
+fn keyless_rules_accept_the_identity_they_name_and_nothing_else() {
+    let assess = |rule: &str, artifact: &Path, bundle: &Path| {
+        let text = format!("[policy]\nname = \"k\"\n[signatures]\nrequired = true\n[signatures.signers]\n{rule}\n");
+        let policy = stockade::policy::Policy::from_toml(&text, stockade::document::Origin::File("k.toml".into())).unwrap();
+        let files = [stockade::signature::SignatureFile { path: bundle.to_path_buf(), bytes: std::fs::read(bundle) }];
+        policy.signatures.trusted().assess(&std::fs::read(artifact).unwrap(), &files).outcome
+    };
+    use stockade::signature::Outcome;
+    let (blob, blob_bundle) = (data("cosign-v3-blob.txt"), data("cosign-v3-blob.sigstore.json"));
+    let (conda, conda_bundle) = (data("signed-package-2.1.0-hb0f4dca_0.conda"), data("conda-attestation.sigstore.json"));
+    let email = r#"anyOf = [{ keyless = { issuer = "https://github.com/login/oauth", subject = { equal = "w.vollprecht@gmail.com" } } }]"#;
+    assert_eq!(assess(email, &blob, &blob_bundle), Outcome::Trusted);
+    let actions = r#"anyOf = [{ keyless = { issuer = "https://token.actions.githubusercontent.com", subject = { urlPrefix = "https://github.com/prefix-dev/" } } }]"#;
+    assert_eq!(assess(actions, &conda, &conda_bundle), Outcome::Trusted);
+    // Either of the two, by a pattern.
+    let pattern = r#"anyOf = [{ keyless = { issuer = "https://github.com/login/oauth", subject = { regexp = "w\\.vollprecht@.*" } } }]"#;
+    assert_eq!(assess(pattern, &blob, &blob_bundle), Outcome::Trusted);
+
+    // The right identity from another issuer, another identity, a prefix that is not a path
+    // boundary: valid signatures, untrusted signers.
+    for rule in [
+        r#"anyOf = [{ keyless = { issuer = "https://accounts.google.com", subject = { equal = "w.vollprecht@gmail.com" } } }]"#,
+        r#"anyOf = [{ keyless = { issuer = "https://github.com/login/oauth", subject = { equal = "someone@example.com" } } }]"#,
+        r#"anyOf = [{ keyless = { issuer = "https://github.com/login/oauth", subject = { regexp = "vollprecht" } } }]"#,
+    ] {
+        assert!(matches!(assess(rule, &blob, &blob_bundle), Outcome::Untrusted(reason) if reason.contains("w.vollprecht@gmail.com")), "{rule}");
+    }
+    let not_a_boundary = r#"anyOf = [{ keyless = { issuer = "https://token.actions.githubusercontent.com", subject = { urlPrefix = "https://github.com/prefix" } } }]"#;
+    assert!(matches!(assess(not_a_boundary, &conda, &conda_bundle), Outcome::Untrusted(_)));
+    // Both identities required: one bundle has one of them.
+    let both = format!("allOf = [{{ keyless = {{ issuer = \"https://github.com/login/oauth\", subject = {{ equal = \"w.vollprecht@gmail.com\" }} }} }}, {}]", &actions[9..actions.len() - 1]);
+    assert!(matches!(assess(&both, &blob, &blob_bundle), Outcome::Untrusted(_)), "{both}");
+
+    // A changed file, whatever the rule.
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(assess(email, &tampered(dir.path(), &blob), &blob_bundle), Outcome::Invalid);
+    // A trusted root that is not the one the certificate chains to: not verified.
+    let other_root = data("scaffolding-trusted-root.json");
+    let text = format!(
+        "[policy]\nname = \"k\"\n[signatures]\nrequired = true\ntrusted-root = \"{}\"\n[signatures.signers]\n{email}\n",
+        s(&other_root)
+    );
+    let policy = stockade::policy::Policy::from_toml(&text, stockade::document::Origin::File("k.toml".into())).unwrap();
+    let files = [stockade::signature::SignatureFile { path: blob_bundle.clone(), bytes: std::fs::read(&blob_bundle) }];
+    assert_eq!(policy.signatures.trusted().assess(&std::fs::read(&blob).unwrap(), &files).outcome, Outcome::Invalid);
+}
