@@ -14,7 +14,7 @@ use super::Status;
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {
-    /// The module (binary WebAssembly).
+    /// The module (binary WebAssembly, or text, which is encoded first).
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
 
@@ -32,7 +32,7 @@ Examples:
   stockade annotate plugin.wasm --manifest plugin.toml -o plugin.wasm
   stockade sign plugin.wasm --key registry.key
 
-The manifest is checked, then stored as JSON in the module's one `stockade.manifest` custom
+A text module (.wat) is encoded to binary first. The manifest is checked, then stored as JSON in the module's one `stockade.manifest` custom
 section (one already there is replaced); every other section is copied byte for byte. Vet
 reads an embedded manifest before a plugin.toml beside the module. Annotate before signing:
 the signature covers the whole module, the embedded manifest with it.
@@ -40,11 +40,14 @@ the signature covers the whole module, the embedded manifest with it.
 Exit status:
   0  written
   2  the tool could not do its job (unreadable or invalid manifest, a module that is not
-     binary WebAssembly, unwritable output)";
+     WebAssembly, unwritable output)";
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let module = std::fs::read(&self.plugin).with_context(|| format!("cannot read {}", self.plugin.display()))?;
+        let raw = std::fs::read(&self.plugin).with_context(|| format!("cannot read {}", self.plugin.display()))?;
+        // A text module is encoded first: what is signed and shipped is the binary.
+        let source = stockade::source::PluginFile::new(&self.plugin, raw);
+        let module = source.binary().map_err(|e| anyhow::anyhow!("{}: {e}", self.plugin.display()))?;
         let text = std::fs::read_to_string(&self.manifest).with_context(|| format!("cannot read the manifest {}", self.manifest.display()))?;
         let origin = Origin::File(self.manifest.display().to_string());
         Manifest::from_toml(&text, origin.clone())?;
