@@ -251,16 +251,32 @@ codes! {
     SignatureMissing = "signature-missing", Static, Error, overridable: true,
         "the policy requires a signature and none was found beside the module",
         "The policy's [signatures] table says `required = true`, and neither \
-         `PLUGIN.sig` nor `PLUGIN.sigstore.json` exists beside the module. Sign the plugin \
-         (`stockade sign`), or ship its signature with it.";
+         `PLUGIN.sig` (cosign's blob signature) nor `PLUGIN.sigstore.json` (a Sigstore \
+         bundle) exists beside the module. Sign the plugin with a key the policy trusts \
+         (`stockade sign PLUGIN --key KEY`, after `stockade annotate` so that its manifest \
+         is signed with it) or keyless with Sigstore, and ship the signature with it.";
     SignatureInvalid = "signature-invalid", Static, Error, overridable: true,
-        "the plugin's signature does not verify against its bytes",
-        "A signature was found, but it does not verify: the module was altered after \
-         signing, the signature file is corrupt, or it was made for another file.";
+        "a signature beside the plugin is broken or does not verify against its bytes",
+        "A signature file was found and it does not hold: the module (its code, or the \
+         embedded `stockade.manifest` section, which the signature covers with the code) \
+         changed after signing; the file is not a signature or bundle at all; it was made \
+         for another file; a Sigstore bundle's certificate does not chain to the trusted \
+         root, or its transparency-log entry, inclusion proof or timestamps do not verify. \
+         One broken signature fails the plugin even when another is good: something beside \
+         it claims a signature it does not have. A blob signature (`.sig`) that no key of \
+         the policy verifies is reported here too, since it does not say which key made it; \
+         the bundle `stockade sign` writes beside it names its key, so that a file signed \
+         with another key is told apart as `signer-untrusted`. Check with `stockade verify` \
+         and `stockade inspect`, which show each signature and what was checked.";
     SignerUntrusted = "signer-untrusted", Static, Error, overridable: true,
-        "the signature is valid but made by a key or identity the policy does not trust",
-        "The signature verifies, but its key or identity is not among those the policy's \
-         [signatures] table trusts (or fewer than `minimumMatches` trusted signers matched).";
+        "the signatures are valid but not by the signers the policy trusts",
+        "The signatures beside the plugin are not broken, but they do not meet the rule in \
+         the policy's [signatures.signers] table: the key (a `pubKey` entry) or the \
+         certificate's identity and issuer (a `keyless` entry) is not one the rule names, \
+         an `allOf` lacks one of its signers, or an `anyOf` has fewer than `minimumMatches` \
+         (one signer counts once, however many files it signed). A policy that requires a \
+         signature but names no signer trusts none. Have the plugin signed by a trusted \
+         signer, or add its signer to the rule.";
     CompileTimeout = "compile-timeout", Static, Error, overridable: false,
         "compiling the module took longer than the policy allows",
         "Compiling the module to machine code did not finish within the policy's compile \

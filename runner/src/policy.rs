@@ -437,6 +437,26 @@ mod tests {
         }
     }
 
+    /// The commented `[signatures.signers]` example in registry-strict, uncommented beside a
+    /// real key, is a policy that reads: the README's walkthrough relies on it.
+    #[test]
+    fn registry_stricts_signer_example_works_uncommented() {
+        let text = SHIPPED[1].1;
+        let start = text.find("# [signatures.signers]").expect("the example is there");
+        let end = start + text[start..].find("\n\n").unwrap();
+        let uncommented: String = text[start..end].lines().map(|l| format!("{}\n", l.trim_start_matches("# "))).collect();
+        let policy_text = format!("{}{uncommented}{}", &text[..start], &text[end..]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("registry.pub"), crate::signature::generate_key_pair().unwrap().1).unwrap();
+        let path = dir.path().join("registry-strict.toml");
+        std::fs::write(&path, &policy_text).unwrap();
+        let policy = Policy::from_path(&path).unwrap_or_else(|e| panic!("{e}\n{policy_text}"));
+        let rule = policy.signatures.trusted().rule_text().unwrap();
+        assert!(rule.starts_with("any of (key sha256:") && rule.contains("https://github.com/acme/plugins/"), "{rule}");
+        // As shipped, it trusts nobody.
+        assert!(Policy::from_toml(text, Origin::File("r.toml".into())).unwrap().signatures.trusted().rule_text().is_none());
+    }
+
     #[test]
     fn default_policy_matches_design() {
         let policy = Policy::builtin_default();
