@@ -446,3 +446,34 @@ fn keyless_rules_accept_the_identity_they_name_and_nothing_else() {
     let files = [stockade::signature::SignatureFile { path: blob_bundle.clone(), bytes: std::fs::read(&blob_bundle) }];
     assert_eq!(policy.signatures.trusted().assess(&std::fs::read(&blob).unwrap(), &files).outcome, Outcome::Invalid);
 }
+
+/// README, "Signing a plugin", step by step: keygen, a copy of registry-strict trusting the key,
+/// annotate, sign, verify, vet, and a `run` under the same policy.
+#[test]
+fn the_readme_signing_walkthrough_works_under_registry_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/signatures/src");
+    std::fs::copy(corpus.join("plugin.wat"), at("plugin.wat")).unwrap();
+    std::fs::copy(corpus.join("plugin.toml"), at("plugin.toml")).unwrap();
+    let strict = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/registry-strict.toml")).unwrap();
+    std::fs::write(at("ci-policy.toml"), format!("{strict}\n[signatures.signers]\nanyOf = [{{ pubKey = {{ key = \"registry.pub\" }} }}]\n")).unwrap();
+    let ok = |args: &[&str]| {
+        let out = stockade(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["keygen", "--output-key-prefix", s(&at("registry"))]);
+    ok(&["annotate", s(&at("plugin.wat")), "--manifest", s(&at("plugin.toml")), "-o", s(&at("plugin.wasm"))]);
+    let (status, codes, _) = vet_codes(&at("plugin.wasm"), &at("ci-policy.toml"));
+    assert_eq!((status, codes), (1, vec!["signature-missing".to_string()]));
+    ok(&["sign", s(&at("plugin.wasm")), "--key", s(&at("registry.key"))]);
+    assert!(ok(&["verify", s(&at("plugin.wasm")), "--key", s(&at("registry.pub"))]).starts_with("Verified OK"));
+    assert!(ok(&["vet", "--policy", s(&at("ci-policy.toml")), s(&at("plugin.wasm"))]).contains("PASS"));
+    let out = ok(&["run", s(&at("plugin.wasm")), "--call", "run", "--policy", s(&at("ci-policy.toml"))]);
+    assert!(out.contains('7'), "{out}");
+    // The shipped registry-strict itself trusts nobody yet.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/registry-strict.toml");
+    let (status, codes, _) = vet_codes(&at("plugin.wasm"), &shipped);
+    assert_eq!((status, codes), (1, vec!["signer-untrusted".to_string()]));
+}
