@@ -67,3 +67,31 @@ fn sarif() {
         ".runs[0].tool.driver.semanticVersion" => "[version]",
     });
 }
+
+/// What `vet` and `inspect` print about signatures, from the binary: the corpus's signed plugin,
+/// a copy with its code changed, and one signed with another key, under a policy that trusts
+/// the registry's key.
+#[test]
+fn signatures_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let key = std::path::Path::new("../corpus/signatures/signed-plugin/registry.pub").canonicalize().unwrap();
+    std::fs::write(
+        &policy,
+        format!("[policy]\nname = \"registry\"\n[signatures]\nrequired = true\n[signatures.signers]\nanyOf = [{{ pubKey = {{ key = {:?} }} }}]\n", key.to_str().unwrap()),
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    for case in ["signed-plugin", "code-changed", "wrong-key"] {
+        let plugin = format!("../corpus/signatures/{case}/plugin.wasm");
+        let text = |args: &[&str]| String::from_utf8(stockade(args).stdout).unwrap();
+        insta::assert_snapshot!(format!("signatures_vet_human__{case}"), text(&["vet", "--policy", policy, &plugin]));
+        let json: serde_json::Value = serde_json::from_str(&text(&["vet", "--format", "json", "--policy", policy, &plugin])).unwrap();
+        insta::assert_json_snapshot!(format!("signatures_vet_json__{case}"), json);
+        let human = text(&["inspect", "--policy", policy, &plugin]);
+        let section = &human[human.find("Signatures").unwrap()..human.find("Custom sections").unwrap()];
+        insta::assert_snapshot!(format!("signatures_inspect_human__{case}"), section);
+        let json: serde_json::Value = serde_json::from_str(&text(&["inspect", "--format", "json", "--policy", policy, &plugin])).unwrap();
+        insta::assert_json_snapshot!(format!("signatures_inspect_json__{case}"), json["signatures"]);
+    }
+}
