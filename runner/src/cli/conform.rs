@@ -123,6 +123,12 @@ impl Opts {
             name.push_str(&format!(" (compiler {value})"));
             policy_text.push_str(&format!("\n# --compiler {value}\n"));
         }
+        // The digest names what the policy trusts, not just the paths it names: the keys and
+        // trusted root as they were read.
+        if policy.signatures.signers.is_some() || policy.signatures.trusted_root.is_some() {
+            let read = toml::to_string(&policy.signatures)?;
+            policy_text.push_str(&format!("\n# [signatures] as read:\n# {}\n", read.trim_end().replace('\n', "\n# ")));
+        }
         let policy_digest = Digested { name, sha256: hex::encode(sha2::Sha256::digest(policy_text)) };
         let xfail_path = self.xfail.clone().or_else(|| {
             let default = self.corpus.join(conform::XFAIL_FILE);

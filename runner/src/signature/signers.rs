@@ -430,3 +430,44 @@ fn named_key(hint: &str) -> String {
         _ => format!("a key the bundle names `{hint}` (not checked: the policy does not hold it)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[usize]) -> BTreeSet<usize> {
+        items.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_signer_counts_once_towards_minimum_matches() {
+        assert_eq!(distinct_matches(&[set(&[0]), set(&[0])]), 1);
+        // The first rule could take signer 0 or 1; taking 1 leaves 0 for the second.
+        assert_eq!(distinct_matches(&[set(&[0, 1]), set(&[0])]), 2);
+        assert_eq!(distinct_matches(&[set(&[0, 1]), set(&[0, 1]), set(&[1])]), 2);
+        assert_eq!(distinct_matches(&[]), 0);
+    }
+
+    #[test]
+    fn rules_over_signers() {
+        let key = |n: u8| Signer::Key { fingerprint: format!("{n:02x}") };
+        let trusted = |n: u8| {
+            let (_, public) = super::super::generate_key_pair().unwrap();
+            let mut k = TrustedKey { key: super::super::public_key_from_pem(&public).unwrap(), fingerprint: String::new(), hint: String::new() };
+            k.fingerprint = format!("{n:02x}");
+            Rule::Key(k)
+        };
+        let ci = Rule::Keyless { issuer: "https://ci".into(), subject: Identity::UrlPrefix("https://git/acme/".into()) };
+        let from_ci = Signer::Keyless { identity: "https://git/acme/p/.ci.yml@main".into(), issuer: Some("https://ci".into()) };
+        let elsewhere = Signer::Keyless { identity: "https://git/acme/p/.ci.yml@main".into(), issuer: Some("https://other".into()) };
+        let both = Rule::AllOf(vec![trusted(1), ci.clone()]);
+        assert!(both.witnesses(&[key(1), from_ci.clone()]).is_some());
+        assert!(both.witnesses(&[key(1), elsewhere.clone()]).is_none());
+        assert!(both.witnesses(&[from_ci.clone()]).is_none());
+        let two_of_three = Rule::AnyOf { rules: vec![trusted(1), trusted(2), ci], minimum: 2 };
+        assert!(two_of_three.witnesses(&[key(2), from_ci]).is_some());
+        assert!(two_of_three.witnesses(&[key(2), elsewhere]).is_none());
+        assert!(two_of_three.witnesses(&[key(3), key(1)]).is_none());
+        assert!(two_of_three.to_string().starts_with("2 of (key sha256:01; key sha256:02; a URL under"));
+    }
+}
