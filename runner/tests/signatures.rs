@@ -229,12 +229,18 @@ fn annotate_embeds_the_manifest_which_vet_reads_and_the_signature_covers() {
     let (status, json) = verify(&[s(&changed_path), "--key", s(&public), "--signature", s(&signature)]);
     assert_eq!((status, json["code"].as_str()), (1, Some("signature-invalid")), "{json}");
 
-    // Operator errors: an invalid manifest, a module that is not binary wasm.
+    // Operator errors: an invalid manifest, a module that is not wasm (binary or text).
     std::fs::write(&toml, "name = 5\n").unwrap();
     assert_tool_error(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]), "manifest.toml");
-    std::fs::write(&wasm, "(module)").unwrap();
     std::fs::write(&toml, "name = \"x\"\nversion = \"1.0.0\"\n").unwrap();
-    assert_tool_error(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]), "WebAssembly");
+    std::fs::write(&wasm, "(module (func (export \"f\") i32.wrong))").unwrap();
+    assert_tool_error(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]), "plugin.wasm");
+    std::fs::write(&wasm, b"\0asm\x01\0\0\0\x01\x99").unwrap();
+    assert_tool_error(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)]), "plugin.wasm");
+    // A text module is encoded, then annotated.
+    std::fs::write(&wasm, "(module (func (export \"f\")))").unwrap();
+    assert_eq!(code(&stockade(&["annotate", s(&wasm), "--manifest", s(&toml), "-o", s(&out_path)])), 0);
+    wasmparser::Validator::new().validate_all(&std::fs::read(&out_path).unwrap()).unwrap();
 }
 
 /// `stockade vet --format json` of one plugin: its exit status and its findings' codes.
