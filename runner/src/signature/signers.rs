@@ -463,7 +463,7 @@ mod tests {
         let both = Rule::AllOf(vec![trusted(1), ci.clone()]);
         assert!(both.witnesses(&[key(1), from_ci.clone()]).is_some());
         assert!(both.witnesses(&[key(1), elsewhere.clone()]).is_none());
-        assert!(both.witnesses(&[from_ci.clone()]).is_none());
+        assert!(both.witnesses(std::slice::from_ref(&from_ci)).is_none());
         let two_of_three = Rule::AnyOf { rules: vec![trusted(1), trusted(2), ci], minimum: 2 };
         assert!(two_of_three.witnesses(&[key(2), from_ci]).is_some());
         assert!(two_of_three.witnesses(&[key(2), elsewhere]).is_none());
