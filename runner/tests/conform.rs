@@ -466,3 +466,39 @@ fn a_worker_that_dies_or_balloons_fails_only_its_own_case_and_every_report_is_wr
         assert!(read(dir.path(), name).contains("faults/hang"), "{name}");
     }
 }
+
+/// Another host's words are not bounded by Stockade's limits: an adapter that answers every
+/// step with 8 MiB of error text and output. The reports keep a bounded excerpt of each (before
+/// this, 60 MiB of Extism's error text made the peer reports a gigabyte).
+#[test]
+fn a_hosts_ballooning_words_are_shortened_in_every_report() {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: no python3 to write the adapter in");
+        return;
+    }
+    let corpus = fault_corpus();
+    let adapter = corpus.path().join("verbose-worker.py");
+    std::fs::write(
+        &adapter,
+        r#"#!/usr/bin/env python3
+import json, sys
+for line in sys.stdin:
+    request = json.loads(line)
+    words = "x" * (8 << 20)
+    steps = [{"code": "trap", "stage": "load", "error": words, "wall-ms": 1.0, "cpu-ms": 1.0}]
+    print(json.dumps({"protocol": request["protocol"], "host": "verbose 1.0", "steps": steps}), flush=True)
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&adapter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = conform(corpus.path().to_str().unwrap(), dir.path(), &["--adapter", adapter.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.stdout.len() < 64 << 10, "the summary: {} bytes", out.stdout.len());
+    for name in REPORTS {
+        let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
+        // Six cases, each with its 8 MiB error: a few KiB each, not megabytes.
+        assert!(size < 256 << 10, "{name}: {size} bytes");
+    }
+    assert!(read(dir.path(), "conformance.json").contains("8388608 bytes"), "the excerpt says how long the text was");
+}

@@ -127,7 +127,7 @@ pub fn steps(case: &Case, reported: &[StepReport], judging: Judging, problems: &
                 expected: Observed { code: spec.expect, stage: spec.expected_stage() },
                 actual: Observed { code: report.code, stage: report.stage },
                 output: report.output.as_deref().map(|o| shorten(o, report.output_bytes)),
-                error: report.error.clone(),
+                error: report.error.as_deref().map(bounded),
                 findings: Vec::new(),
                 wall_ms: report.wall_ms,
                 cpu_ms: report.cpu_ms,
@@ -158,7 +158,7 @@ fn load_step(
         problems.push(format!("vetting did not report `{code}` (it reported: {})", codes(&report.findings)));
     }
     let (actual, error) = if report.refused_by.is_empty() {
-        (report.code, report.error.clone())
+        (report.code, report.error.as_deref().map(bounded))
     } else {
         // Refused for several reasons: the expected one, if it is among them, is the answer,
         // and every other must be one the case allows.
@@ -205,7 +205,7 @@ fn check_call(spec: &CallSpec, report: &StepReport, timeout: Duration, output_li
     let expected = Observed { code: spec.expect, stage: spec.expected_stage() };
     let actual = Observed { code: report.code, stage: report.stage };
     if exact && expected != actual {
-        let error = report.error.as_deref().map_or(String::new(), |e| format!(" ({e})"));
+        let error = report.error.as_deref().map_or(String::new(), |e| format!(" ({})", bounded(e)));
         problems.push(format!("expected {expected}, got {actual}{error}"));
     }
     let output = report.output.as_deref().unwrap_or_default();
@@ -222,7 +222,7 @@ fn check_call(spec: &CallSpec, report: &StepReport, timeout: Duration, output_li
     if let Some(want) = &spec.error_contains
         && !report.error.as_deref().unwrap_or("").contains(want.as_str())
     {
-        problems.push(format!("error {:?} does not contain {want:?}", report.error.as_deref().unwrap_or("")));
+        problems.push(format!("error {:?} does not contain {want:?}", bounded(report.error.as_deref().unwrap_or(""))));
     }
     let wall_bound = timeout + WALL_SLACK;
     if report.wall_ms > millis(wall_bound) {
@@ -253,6 +253,13 @@ fn file_name(path: &std::path::Path) -> String {
 }
 
 /// Output as reports show it: cut at 200 characters.
+/// A host's error text as reports show it: what another host (through an adapter) returns is
+/// not bounded by Stockade's limits, and 60 MiB of error text rendered into five reports made
+/// them a gigabyte.
+fn bounded(text: &str) -> String {
+    shorten(text, text.len() as u64)
+}
+
 fn shorten(text: &str, bytes: u64) -> String {
     match text.char_indices().nth(200) {
         Some((cut, _)) => format!("{}… ({bytes} bytes)", &text[..cut]),
