@@ -41,6 +41,8 @@ pub enum Stage {
     Static,
     /// Produced while compiling, instantiating or calling the plugin.
     Runtime,
+    /// Decided when a set of plugins is loaded together (`stockade plan`, `stockade::Host`).
+    Plan,
 }
 
 macro_rules! codes {
@@ -351,6 +353,31 @@ codes! {
          default the policy's memory limit per plugin plus a fixed overhead). This is memory \
          the host spent for the plugin that its limits did not charge. Past twice the bound \
          the worker is killed.";
+    Busy = "busy", Runtime, Error, overridable: false,
+        "every instance of the plugin stayed busy for the call's whole timeout",
+        "A host (`stockade::Host`) gives each plugin a bounded set of instances for concurrent \
+         calls. All of them were taken by other calls for as long as this call may last (the \
+         policy's timeout), so it was not run. Raise the host's instances per plugin, or call \
+         the plugin less often at once.";
+    DependencyMissing = "dependency-missing", Plan, Error, overridable: false,
+        "a plugin depends on one that is not there or was not loaded",
+        "The manifest's [dependencies] names a plugin that is not in the set being loaded, or \
+         that was itself refused (its own problem is reported beside this one). The plugin \
+         is not loaded: it would call into something that does not exist.";
+    DependencyIncompatible = "dependency-incompatible", Plan, Error, overridable: false,
+        "a plugin depends on a version of another that the set does not have",
+        "The manifest's [dependencies] gives a semver requirement that the version of the \
+         plugin present does not meet. Install a matching version, or widen the requirement.";
+    DependencyCycle = "dependency-cycle", Plan, Error, overridable: false,
+        "plugins that must load before one another in a circle",
+        "The dependencies, `before` and `after` of these plugins form a cycle (the message \
+         names the whole circle), so no load order exists. None of them is loaded. Drop one \
+         of the orderings.";
+    Conflict = "conflict", Plan, Error, overridable: false,
+        "two plugins cannot be loaded together",
+        "A plugin's manifest lists another present plugin in `conflicts`, two plugins have the \
+         same name, or two plugins claim the same event type exclusively. The plugin that \
+         declared the conflict (or the later exclusive claim) is not loaded.";
 }
 
 /// A string that names no code in the catalog.

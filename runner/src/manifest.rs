@@ -45,6 +45,24 @@ pub struct Manifest {
     pub limits: RequestedLimits,
     #[serde(default)]
     pub dependencies: BTreeMap<String, semver::VersionReq>,
+    /// The events the plugin handles, each by one of its exports.
+    #[serde(default)]
+    pub events: Vec<EventSubscription>,
+}
+
+/// `[[events]]`: an event type the plugin subscribes to, the export that handles it, and
+/// whether it claims the type for itself alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EventSubscription {
+    /// The event type, as the host dispatches it (`chat`, `build.finished`).
+    #[serde(rename = "type")]
+    pub event: String,
+    /// The export called with the event's payload.
+    pub handler: String,
+    /// The only handler of this type: a second exclusive claim on it is a `conflict` at load.
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 /// What the plugin asks for; the policy caps it.
@@ -82,6 +100,17 @@ impl Manifest {
         }
         if let Some(bad) = self.dependencies.keys().find(|n| !is_plugin_name(n)) {
             return Err(fail("dependencies", format!("`{bad}` is not a plugin name")));
+        }
+        for (i, sub) in self.events.iter().enumerate() {
+            if sub.event.is_empty() || sub.event.len() > 128 || sub.event.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(fail(&format!("events[{i}].type"), format!("`{}` is not an event type (1 to 128 characters, no spaces)", sub.event)));
+            }
+            if !self.exports.is_empty() && !self.exports.contains(&sub.handler) {
+                return Err(fail(&format!("events[{i}].handler"), format!("`{}` is not among the plugin's `exports`", sub.handler)));
+            }
+            if self.events[..i].iter().any(|earlier| earlier.event == sub.event) {
+                return Err(fail(&format!("events[{i}].type"), format!("`{}` is subscribed to twice", sub.event)));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         if let Some((i, dup)) = self.capabilities.iter().enumerate().find(|(_, c)| !seen.insert(*c)) {

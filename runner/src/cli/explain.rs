@@ -31,10 +31,7 @@ impl Opts {
         match self.code {
             Some(name) => {
                 let code: Code = name.parse()?;
-                let stage = match code.stage() {
-                    Stage::Static => "static (vet)",
-                    Stage::Runtime => "runtime (run, conform)",
-                };
+                let stage = stage_name(code.stage());
                 writeln!(out, "{code}: {}", code.summary())?;
                 writeln!(out)?;
                 writeln!(out, "  stage:            {stage}")?;
@@ -45,8 +42,9 @@ impl Opts {
                 writeln!(out, "{}", textwrap(code.explanation(), 78))?;
             }
             None => {
-                for stage in [Stage::Static, Stage::Runtime] {
-                    writeln!(out, "{}", if stage == Stage::Static { "Static codes (vet):" } else { "\nRuntime codes (run, conform):" })?;
+                for (i, stage) in [Stage::Static, Stage::Runtime, Stage::Plan].into_iter().enumerate() {
+                    let title = stage_name(stage);
+                    writeln!(out, "{}{}{} codes:", if i > 0 { "\n" } else { "" }, title[..1].to_uppercase(), &title[1..])?;
                     for code in Code::ALL.iter().filter(|c| c.stage() == stage) {
                         writeln!(out, "  {:<24}{:<9}{}", code.as_str(), code.default_severity().as_str(), code.summary())?;
                     }
@@ -54,6 +52,14 @@ impl Opts {
             }
         }
         Ok(Status::Ok)
+    }
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Static => "static (vet)",
+        Stage::Runtime => "runtime (run, conform)",
+        Stage::Plan => "plan (stockade plan, the host library's loading)",
     }
 }
 
