@@ -21,6 +21,7 @@ pub mod conform;
 pub mod document;
 pub mod features;
 pub mod grant;
+pub mod host;
 pub mod log;
 pub mod manifest;
 pub mod policy;
