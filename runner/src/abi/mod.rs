@@ -2,6 +2,7 @@
 
 pub mod extism;
 pub mod http;
+pub mod user;
 
 /// Why a host function refused a call. Returned to wasmtime as the call's error, so the call
 /// traps, and classified into a runtime code afterwards.
@@ -22,6 +23,9 @@ pub enum HostFault {
     /// A host call that was still waiting when the call's deadline came (HTTP, a WASI call).
     #[error("timeout: {0}")]
     Timeout(String),
+    /// A function the host project registered (`host:NAME`) returned an error.
+    #[error("{0}")]
+    HostFunction(String),
 }
 
 impl HostFault {
@@ -32,6 +36,7 @@ impl HostFault {
             HostFault::OutputTooLarge(_) => crate::Code::OutputTooLarge,
             HostFault::Denied(_) => crate::Code::HostCallDenied,
             HostFault::Timeout(_) => crate::Code::Timeout,
+            HostFault::HostFunction(_) => crate::Code::Trap,
         }
     }
 }

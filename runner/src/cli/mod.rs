@@ -15,6 +15,7 @@ mod explain;
 mod fill_cache;
 mod inspect;
 mod keygen;
+mod plan;
 mod run;
 mod sign;
 mod verify;
@@ -51,6 +52,7 @@ pub enum Command {
     Sign(sign::Opts),
     Keygen(keygen::Opts),
     Annotate(annotate::Opts),
+    Plan(plan::Opts),
     Explain(explain::Opts),
     #[command(hide = true)]
     Worker(worker::Opts),
@@ -70,6 +72,7 @@ impl Command {
             Command::Sign(opts) => opts.run(),
             Command::Keygen(opts) => opts.run(),
             Command::Annotate(opts) => opts.run(),
+            Command::Plan(opts) => opts.run(),
             Command::Explain(opts) => opts.run(),
             Command::Worker(opts) => opts.run(),
             Command::FillCache(opts) => opts.run(),

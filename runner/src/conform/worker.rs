@@ -107,7 +107,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
         manifest: request.manifest.as_ref().map(Into::into),
         config: request.config.clone(),
         skip_static_check: request.skip_static_check,
-        instance_reuse: None,
+        ..LoadOptions::default()
     };
     let mut plugins: Vec<Plugin> = Vec::new();
     for module in &request.modules {

@@ -7,7 +7,8 @@
 use wasmtime::{Engine, ExternType, Linker, Module};
 
 use crate::abi::HostFault;
-use crate::capability::{EXTISM_ENV, WASI_P1};
+use crate::abi::user::HostFunctions;
+use crate::capability::{EXTISM_ENV, EXTISM_USER, WASI_P1};
 use crate::grant::PluginGrants;
 
 use super::instance::State;
@@ -15,9 +16,13 @@ use super::instance::State;
 type Result<T> = wasmtime::Result<T>;
 
 /// The linker for one module: Extism functions by grant, and WASI when the module imports it.
-pub fn linker(engine: &Engine, grants: &PluginGrants<'_>, module: &Module) -> Result<Linker<State>> {
+pub fn linker(engine: &Engine, grants: &PluginGrants<'_>, module: &Module, host_functions: &HostFunctions) -> Result<Linker<State>> {
     let mut linker: Linker<State> = Linker::new(engine);
     crate::abi::extism::host::add_to_linker(&mut linker, &|name| grants.allows_import(EXTISM_ENV, name))?;
+    if !host_functions.is_empty() {
+        let imports: Vec<String> = module.imports().filter(|i| i.module() == EXTISM_USER).map(|i| i.name().to_string()).collect();
+        crate::abi::user::add_to_linker(&mut linker, host_functions, &imports, &|name| grants.allows_import(EXTISM_USER, name))?;
+    }
     if module.imports().any(|i| i.module() == WASI_P1) {
         add_wasi(&mut linker, grants, module)?;
     }

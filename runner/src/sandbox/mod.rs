@@ -213,7 +213,7 @@ impl Sandbox {
             let message = format!("cannot link: `{}.{}` is not granted to this plugin", import.module(), import.name());
             return Ok(Load::Failed(Outcome::failed(Code::HostCallDenied, message).at(Stage::Load)));
         }
-        let linker = link::linker(&engine.engine, &grants, &module)
+        let linker = link::linker(&engine.engine, &grants, &module, &options.host_functions)
             .map_err(|e| SandboxError::Engine { policy: self.policy.name().to_string(), message: format!("{e:#}") })?;
         let pre = match linker.instantiate_pre(&module) {
             Ok(pre) => pre,
@@ -287,6 +287,8 @@ pub struct LoadOptions {
     pub skip_static_check: bool,
     /// Overrides the policy's `instance-reuse` for this plugin.
     pub instance_reuse: Option<InstanceReuse>,
+    /// Functions the host project registered, linked for the `host:NAME` capabilities granted.
+    pub host_functions: crate::abi::user::HostFunctions,
 }
 
 /// How exports are called.

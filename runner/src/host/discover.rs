@@ -1,0 +1,87 @@
+//! Finding the plugins of a directory and vetting each, so that the planner gets candidates
+//! and refusals: one loader for `stockade plan` and [`super::Host`].
+
+use std::path::{Path, PathBuf};
+
+use crate::code::Severity;
+use crate::policy::Policy;
+use crate::source::{PluginFile, ReadError};
+use crate::vet::{self, VetOptions, Vetting};
+
+use super::plan::{Candidate, Problem, Refused};
+
+/// The module files of a plugin directory: each subdirectory holding `plugin.wasm` or
+/// `plugin.wat` (with `plugin.toml` beside it, or an embedded manifest), and each `.wasm` or
+/// `.wat` file directly in it (with an embedded manifest). Sorted, so that a plan is the same
+/// on every machine.
+pub fn plugin_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            if let Some(module) = ["plugin.wasm", "plugin.wat"].iter().map(|n| path.join(n)).find(|p| p.is_file()) {
+                found.push(module);
+            }
+        } else if path.extension().is_some_and(|e| e == "wasm" || e == "wat") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A plugin that vetting passed, with what it was vetted from.
+pub struct Vetted {
+    pub file: PluginFile,
+    pub vetting: Vetting,
+}
+
+/// Vets every plugin under `policy` for a host of version `host_version`: those that pass
+/// (and have a manifest) are candidates, the others refusals with their codes.
+pub fn vet_all(paths: &[PathBuf], policy: &Policy, host_version: &semver::Version) -> Result<(Vec<(Candidate, Vetted)>, Vec<Refused>), ReadError> {
+    let mut candidates = Vec::new();
+    let mut refused = Vec::new();
+    for path in paths {
+        let file = PluginFile::read_within(path, policy.limits.module_size.get())?;
+        let options = VetOptions { host_api: host_version.clone(), ..VetOptions::new(policy) };
+        let vetting = vet::vet(&file, &options)?;
+        let origin = path.display().to_string();
+        let name = vetting.manifest.manifest().map(|m| m.name.clone()).unwrap_or_else(|| fallback_name(path));
+        let errors: Vec<_> = vetting.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+        if let Some(first) = errors.first() {
+            let codes: Vec<String> = errors.iter().map(|f| format!("`{}`", f.code)).collect();
+            refused.push(Refused {
+                name: name.clone(),
+                problem: Problem {
+                    code: first.code,
+                    message: format!("`{name}` ({origin}) was refused by vetting: {}; first: {}", codes.join(", "), first.message),
+                    plugins: vec![name],
+                },
+            });
+            continue;
+        }
+        match vetting.manifest.manifest().cloned() {
+            Some(manifest) => candidates.push((Candidate { origin, manifest }, Vetted { file, vetting })),
+            None => refused.push(Refused {
+                name: name.clone(),
+                problem: Problem {
+                    code: crate::code::Code::ManifestInvalid,
+                    message: format!("`{name}` ({origin}) has no manifest: a plugin loaded with others names itself and its version in one"),
+                    plugins: vec![name],
+                },
+            }),
+        }
+    }
+    Ok((candidates, refused))
+}
+
+/// A plugin without a manifest is named after its directory (`name/plugin.wasm`) or its file.
+fn fallback_name(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if stem == "plugin" {
+        if let Some(dir) = path.parent().and_then(Path::file_name) {
+            return dir.to_string_lossy().into_owned();
+        }
+    }
+    stem
+}
