@@ -1,0 +1,391 @@
+//! The host library, from a host project's side: plugins written to a directory, loaded
+//! together, called from many threads, given events, reloaded while in use.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stockade::Code;
+use stockade::document::Origin;
+use stockade::host::{Host, ReloadError};
+use stockade::policy::Policy;
+
+/// An Extism plugin in text: `run` (and the same function under the names in `aliases`)
+/// outputs `tag` followed by its input, or by what the host function `via` returns for the
+/// input; `fail` sets `tag` as its error; `trap` traps.
+fn plugin_wat(tag: &str, via: Option<&str>, aliases: &[&str]) -> String {
+    let import = via.map_or(String::new(), |f| format!(r#"(import "extism:host/user" "{f}" (func $host (param i64) (result i64)))"#));
+    let body = if via.is_some() { "(call $host (call $input_block))" } else { "(call $input_block)" };
+    let exports: String = aliases.iter().map(|a| format!(r#"(export "{a}" (func $run))"#)).collect();
+    let tag_len = tag.len();
+    let escaped: String = tag.bytes().map(|b| format!("\\{b:02x}")).collect();
+    format!(
+        r#"(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  {import}
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{escaped}")
+  (func $input_block (result i64)
+    (local $len i64) (local $h i64) (local $i i64)
+    (local.set $len (call $input_length))
+    (local.set $h (call $alloc (local.get $len)))
+    (block (loop
+      (br_if 1 (i64.ge_u (local.get $i) (local.get $len)))
+      (call $store_u8 (i64.add (local.get $h) (local.get $i)) (call $input_load_u8 (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br 0)))
+    (local.get $h))
+  (func $tag_block (result i64)
+    (local $h i64) (local $i i64)
+    (local.set $h (call $alloc (i64.const {tag_len})))
+    (block (loop
+      (br_if 1 (i64.ge_u (local.get $i) (i64.const {tag_len})))
+      (call $store_u8 (i64.add (local.get $h) (local.get $i)) (i32.load8_u (i32.wrap_i64 (local.get $i))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br 0)))
+    (local.get $h))
+  (func $run (export "run") (result i32)
+    (local $body i64) (local $blen i64) (local $out i64) (local $i i64)
+    (local.set $body {body})
+    (local.set $blen (if (result i64) (i64.eqz (local.get $body)) (then (i64.const 0)) (else (call $length (local.get $body)))))
+    (local.set $out (call $alloc (i64.add (i64.const {tag_len}) (local.get $blen))))
+    (block (loop
+      (br_if 1 (i64.ge_u (local.get $i) (i64.const {tag_len})))
+      (call $store_u8 (i64.add (local.get $out) (local.get $i)) (i32.load8_u (i32.wrap_i64 (local.get $i))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br 0)))
+    (local.set $i (i64.const 0))
+    (block (loop
+      (br_if 1 (i64.ge_u (local.get $i) (local.get $blen)))
+      (call $store_u8 (i64.add (local.get $out) (i64.add (i64.const {tag_len}) (local.get $i))) (call $load_u8 (i64.add (local.get $body) (local.get $i))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br 0)))
+    (call $output_set (local.get $out) (i64.add (i64.const {tag_len}) (local.get $blen)))
+    (i32.const 0))
+  {exports}
+  (func (export "fail") (result i32) (call $error_set (call $tag_block)) (i32.const 1))
+  (func (export "trap") (result i32) unreachable))"#
+    )
+}
+
+/// A plugin directory `dir/name` with its module and manifest (`extra` appended to it).
+fn write_plugin(dir: &Path, name: &str, version: &str, wat: &str, extra: &str) -> PathBuf {
+    let at = dir.join(name);
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(at.join("plugin.wat"), wat).unwrap();
+    std::fs::write(at.join("plugin.toml"), format!("name = \"{name}\"\nversion = \"{version}\"\n{extra}")).unwrap();
+    at.join("plugin.wat")
+}
+
+fn policy(extra: &str) -> Policy {
+    policy_timing_out_after("2s", extra)
+}
+
+fn policy_timing_out_after(timeout: &str, extra: &str) -> Policy {
+    let text = format!("[policy]\nname = \"host-test\"\n[limits]\ntimeout = \"{timeout}\"\n[capabilities]\nallow = [\"log\"]\n{extra}");
+    Policy::from_toml(&text, Origin::Builtin("the test policy")).unwrap()
+}
+
+#[test]
+fn a_host_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Host>();
+}
+
+#[test]
+fn a_directory_loads_in_order_and_is_called_with_text_json_and_the_guests_own_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_plugin(d, "parse", "1.2.0", &plugin_wat("parse:", None, &[]), "priority = 50\n");
+    write_plugin(d, "optimize", "1.0.0", &plugin_wat("opt:", None, &[]), "[dependencies]\nparse = \"^1.1\"\n");
+    write_plugin(d, "lint", "1.0.0", &plugin_wat("lint:", None, &[]), "after = [\"optimize\"]\n");
+    write_plugin(d, "json", "1.0.0", &plugin_wat("", None, &[]), "");
+    write_plugin(d, "future", "1.0.0", &plugin_wat("f:", None, &[]), "host = \"^9\"\n");
+    write_plugin(d, "orphan", "1.0.0", &plugin_wat("o:", None, &[]), "[dependencies]\nmissing = \"*\"\n");
+    let host = Host::builder(policy("")).build().unwrap();
+    let report = host.load_dir(d).unwrap();
+    assert_eq!(report.loaded, ["json", "parse", "optimize", "lint"]);
+    assert_eq!(host.plugins(), report.loaded);
+    let codes: Vec<(Code, &str)> = report.problems.iter().map(|p| (p.code, p.plugins[0].as_str())).collect();
+    assert!(codes.contains(&(Code::HostIncompatible, "future")), "{codes:?}");
+    assert!(codes.contains(&(Code::DependencyMissing, "orphan")), "{codes:?}");
+
+    assert_eq!(host.call_str("optimize", "run", "x = 1").unwrap(), "opt:x = 1");
+    assert_eq!(host.call("parse", "run", b"\x00\xff").unwrap(), b"parse:\x00\xff");
+    let echoed: serde_json::Value = host.call_json("json", "run", &serde_json::json!({"a": [1, 2]})).unwrap();
+    assert_eq!(echoed, serde_json::json!({"a": [1, 2]}));
+    let error = host.call("lint", "fail", b"").unwrap_err();
+    assert_eq!((error.code, error.message.as_str()), (Code::PluginError, "lint:"), "the guest's own message: {error}");
+    assert_eq!(host.call("lint", "trap", b"").unwrap_err().code, Code::Trap);
+    // A trap does not break the plugin.
+    assert_eq!(host.call_str("lint", "run", "again").unwrap(), "lint:again");
+    assert!(host.call("future", "run", b"").is_err(), "a plugin that did not load cannot be called");
+
+    // Eight threads at once, over the plugin's bounded instances.
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let host = host.clone();
+            s.spawn(move || {
+                for i in 0..50 {
+                    let input = format!("{t}-{i}");
+                    assert_eq!(host.call_str("parse", "run", &input).unwrap(), format!("parse:{input}"));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn events_go_by_priority_until_handled_and_a_failing_handler_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sub = |event: &str, exclusive: bool| format!("[[events]]\ntype = \"{event}\"\nhandler = \"on_event\"\nexclusive = {exclusive}\n");
+    write_plugin(d, "first", "1.0.0", &plugin_wat(r#"{"handled":false}"#, None, &["on_event"]), &format!("priority = 1\n{}", sub("chat", false)));
+    // Its handler traps: reported, and the dispatch goes on.
+    let trapping = plugin_wat("x", None, &[]).replace(r#"(func (export "trap") (result i32) unreachable)"#, r#"(func (export "trap") (export "on_event") (result i32) unreachable)"#);
+    write_plugin(d, "broken", "1.0.0", &trapping, &format!("priority = 2\n{}", sub("chat", false)));
+    write_plugin(d, "taker", "1.0.0", &plugin_wat(r#"{"handled":true}"#, None, &["on_event"]), &format!("priority = 3\n{}", sub("chat", false)));
+    write_plugin(d, "never", "1.0.0", &plugin_wat(r#"{"handled":true}"#, None, &["on_event"]), &format!("priority = 4\n{}", sub("chat", false)));
+    write_plugin(d, "owner", "1.0.0", &plugin_wat(r#"{"handled":true}"#, None, &["on_event"]), &sub("login", true));
+    write_plugin(d, "usurper", "1.0.0", &plugin_wat(r#"{"handled":true}"#, None, &["on_event"]), &format!("priority = 9\n{}", sub("login", true)));
+    let host = Host::builder(policy("")).build().unwrap();
+    let report = host.load_dir(d).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!((report.problems[0].code, report.problems[0].plugins.clone()), (Code::Conflict, vec!["usurper".to_string(), "owner".to_string()]));
+
+    let dispatch = host.dispatch("chat", b"");
+    let called: Vec<&str> = dispatch.results.iter().map(|r| r.plugin.as_str()).collect();
+    assert_eq!(called, ["first", "broken", "taker"], "never is not called once taker handled it");
+    assert_eq!(dispatch.handled_by.as_deref(), Some("taker"));
+    assert_eq!(dispatch.results[1].outcome.as_ref().unwrap_err().code, Code::Trap);
+    assert!(!dispatch.results[0].handled && dispatch.results[2].handled);
+
+    let dispatch = host.dispatch("login", b"");
+    assert_eq!(dispatch.handled_by.as_deref(), Some("owner"));
+    assert!(host.dispatch("nobody-listens", b"").results.is_empty());
+}
+
+#[test]
+fn host_functions_link_only_where_granted_and_see_the_calls_time() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let build = |grants: &str, register: bool| {
+        let mut builder = Host::builder(policy(grants));
+        if register {
+            let seen = Arc::clone(&seen);
+            builder = builder.function("kv_get", move |call, key| {
+                seen.lock().unwrap().push(call.remaining);
+                match key {
+                    b"boom" => Err("no such key: boom".to_string()),
+                    _ => Ok([b"value-of-", key].concat()),
+                }
+            });
+        }
+        builder.build().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_plugin(dir.path(), "kv", "1.0.0", &plugin_wat("", Some("kv_get"), &[]), "capabilities = [\"host:kv_get\"]\n");
+
+    let host = build("host = [\"kv_get\"]\n", true);
+    let report = host.load_files(&[path.clone()]).unwrap();
+    assert_eq!(report.loaded, ["kv"], "{:?}", report.problems);
+    assert_eq!(host.call_str("kv", "run", "colour").unwrap(), "value-of-colour");
+    let remaining = seen.lock().unwrap()[0];
+    assert!(remaining > Duration::from_millis(500) && remaining <= Duration::from_secs(2), "{remaining:?}");
+    let error = host.call("kv", "run", b"boom").unwrap_err();
+    assert_eq!(error.code, Code::Trap);
+    assert!(error.message.contains("no such key: boom"), "{error}");
+
+    // Not granted by the policy: refused at load.
+    let host = build("", true);
+    let report = host.load_files(&[path.clone()]).unwrap();
+    assert!(report.loaded.is_empty());
+    assert_eq!(report.problems[0].code, Code::CapabilityDenied, "{:?}", report.problems);
+    // Granted, but the host registered no such function: refused at load, not at the call.
+    let host = build("host = [\"kv_get\"]\n", false);
+    let report = host.load_files(&[path]).unwrap();
+    assert!(report.loaded.is_empty());
+    assert_eq!(report.problems[0].code, Code::HostCallDenied, "{:?}", report.problems);
+}
+
+#[test]
+fn a_call_that_finds_every_instance_busy_waits_its_timeout_then_fails_with_busy() {
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let host = Host::builder(policy("host = [\"hold\"]\n"))
+        .instances_per_plugin(1)
+        .function("hold", move |call, _| {
+            // Blocks until released, never past the call's deadline.
+            let _ = gate.lock().unwrap().recv_timeout(call.remaining);
+            Ok(Vec::new())
+        })
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_plugin(dir.path(), "slow", "1.0.0", &plugin_wat("", Some("hold"), &[]), "capabilities = [\"host:hold\"]\n");
+    assert_eq!(host.load_files(&[path]).unwrap().loaded, ["slow"]);
+    // One call holds the only instance until its deadline; two wait for it. When it is freed
+    // one of them takes it (and holds it in turn); the other has waited its whole timeout.
+    std::thread::scope(|s| {
+        let holder = s.spawn(|| host.call("slow", "run", b""));
+        std::thread::sleep(Duration::from_millis(200));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let started = std::time::Instant::now();
+                    (host.call("slow", "run", b""), started.elapsed())
+                })
+            })
+            .collect();
+        let results: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+        let busy: Vec<_> = results.iter().filter(|(r, _)| matches!(r, Err(e) if e.code == Code::Busy)).collect();
+        assert_eq!(busy.len(), 1, "{results:?}");
+        assert!(busy[0].1 >= Duration::from_millis(1900), "it waited for an instance: {:?}", busy[0].1);
+        drop(release);
+        let _ = holder.join().unwrap();
+    });
+}
+
+#[test]
+fn reload_under_calls_from_eight_threads_fails_no_call_and_in_flight_calls_finish_on_the_old_version() {
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    // A long timeout: the call held across the reloads must not run out on a busy machine.
+    let host = Host::builder(policy_timing_out_after("30s", "host = [\"hold\"]\n"))
+        .instances_per_plugin(16)
+        .function("hold", move |call, input| {
+            if input == b"hold" {
+                let _ = gate.lock().unwrap().recv_timeout(call.remaining);
+            }
+            Ok(input.to_vec())
+        })
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "capabilities = [\"host:hold\"]\n";
+    let path = write_plugin(dir.path(), "svc", "1.0.0", &plugin_wat("v0:", Some("hold"), &[]), manifest);
+    write_plugin(dir.path(), "client", "1.0.0", &plugin_wat("c:", None, &[]), "[dependencies]\nsvc = \"^1\"\n");
+    assert_eq!(host.load_dir(dir.path()).unwrap().loaded, ["svc", "client"]);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        // A call in flight across the reloads.
+        let in_flight = s.spawn(|| host.call_str("svc", "run", "hold"));
+        std::thread::sleep(Duration::from_millis(100));
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let out = host.call_str("svc", "run", "x").expect("no call fails because of a reload");
+                        assert!(out.starts_with('v') && out.ends_with(":x"), "{out}");
+                        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for version in 1..=5 {
+            let bytes = plugin_wat(&format!("v{version}:"), Some("hold"), &[]).into_bytes();
+            std::fs::write(dir.path().join("svc/plugin.toml"), format!("name = \"svc\"\nversion = \"1.{version}.0\"\n{manifest}")).unwrap();
+            host.reload("svc", bytes).unwrap();
+            assert_eq!(host.call_str("svc", "run", "x").unwrap(), format!("v{version}:x"), "new calls get the new version");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+        release.send(()).unwrap();
+        assert_eq!(in_flight.join().unwrap().unwrap(), "v0:hold", "the call in flight finished on the version it started on");
+    });
+    assert!(calls.load(std::sync::atomic::Ordering::Relaxed) > 8, "the threads called throughout");
+    assert_eq!(host.plugin("svc").unwrap().manifest().version, semver::Version::new(1, 5, 0));
+}
+
+#[test]
+fn a_refused_reload_keeps_the_old_version_and_says_why() {
+    let host = Host::builder(policy("")).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_plugin(dir.path(), "lib", "1.0.0", &plugin_wat("lib1:", None, &[]), "");
+    write_plugin(dir.path(), "app", "1.0.0", &plugin_wat("app:", None, &[]), "[dependencies]\nlib = \"^1\"\n");
+    assert_eq!(host.load_dir(dir.path()).unwrap().loaded, ["lib", "app"]);
+    let still_old = |host: &Host| assert_eq!(host.call_str("lib", "run", "").unwrap(), "lib1:");
+
+    // Not a module.
+    let error = host.reload("lib", b"(module (func garbage))".to_vec()).unwrap_err();
+    assert!(matches!(&error, ReloadError::Refused { problems, .. } if problems[0].code == Code::Malformed), "{error}");
+    still_old(&host);
+    // A version that breaks a dependent.
+    std::fs::write(dir.path().join("lib/plugin.toml"), "name = \"lib\"\nversion = \"2.0.0\"\n").unwrap();
+    let error = host.reload("lib", plugin_wat("lib2:", None, &[]).into_bytes()).unwrap_err();
+    assert!(matches!(&error, ReloadError::Refused { problems, .. } if problems[0].code == Code::DependencyIncompatible), "{error}");
+    assert!(error.to_string().contains("`app` needs `lib` ^1"), "{error}");
+    still_old(&host);
+    // Another plugin's manifest.
+    std::fs::write(dir.path().join("lib/plugin.toml"), "name = \"other\"\nversion = \"1.0.1\"\n").unwrap();
+    let error = host.reload("lib", plugin_wat("lib3:", None, &[]).into_bytes()).unwrap_err();
+    assert!(error.to_string().contains("named `other`"), "{error}");
+    still_old(&host);
+    // A plugin that is not loaded.
+    assert!(matches!(host.reload("ghost", Vec::new()), Err(ReloadError::NotLoaded(_))));
+    // And a good one, from the changed file.
+    std::fs::write(dir.path().join("lib/plugin.toml"), "name = \"lib\"\nversion = \"1.1.0\"\n").unwrap();
+    std::fs::write(dir.path().join("lib/plugin.wat"), plugin_wat("lib4:", None, &[])).unwrap();
+    host.reload_file("lib", None).unwrap();
+    assert_eq!(host.call_str("lib", "run", "").unwrap(), "lib4:");
+}
+
+#[test]
+fn every_call_is_audited_as_json_lines_and_traced_as_a_span() {
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let audit = Shared::default();
+    let traces = Shared::default();
+    let host = Host::builder(policy("")).audit_log(audit.clone()).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_plugin(dir.path(), "p", "3.1.4", &plugin_wat("p:", None, &[]), "");
+    host.load_dir(dir.path()).unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let traces = traces.clone();
+            move || traces.clone()
+        })
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        host.call("p", "run", b"12345").unwrap();
+        host.call("p", "trap", b"").unwrap_err();
+    });
+    let audit = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert_eq!(lines[0]["plugin"], "p");
+    assert_eq!(lines[0]["version"], "3.1.4");
+    assert_eq!(lines[0]["function"], "run");
+    assert_eq!(lines[0]["input_bytes"], 5);
+    assert_eq!(lines[0]["outcome"], "ok");
+    assert_eq!(lines[1]["outcome"], "trap");
+    assert_eq!(lines[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(lines[0]["duration_ms"].as_f64().unwrap() > 0.0 && lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    let traces = String::from_utf8(traces.0.lock().unwrap().clone()).unwrap();
+    assert!(traces.contains("plugin.call"), "{traces}");
+    for field in ["plugin.name=\"p\"", "plugin.version=3.1.4", "plugin.function=\"run\"", "plugin.outcome=\"ok\"", "plugin.outcome=\"trap\"", "plugin.duration_ms="] {
+        assert!(traces.contains(field), "{field} in {traces}");
+    }
+}
