@@ -389,3 +389,28 @@ fn every_call_is_audited_as_json_lines_and_traced_as_a_span() {
         assert!(traces.contains(field), "{field} in {traces}");
     }
 }
+
+#[test]
+fn stockade_plan_exits_0_when_everything_loads_1_with_problems_2_for_the_operators_errors() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stockade")).args(args).env("NO_COLOR", "1").output().unwrap();
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_plugin(dir.path(), "a", "1.0.0", &plugin_wat("a", None, &[]), "[dependencies]\nb = \"^1\"\n");
+    write_plugin(dir.path(), "b", "1.3.0", &plugin_wat("b", None, &[]), "");
+    let d = dir.path().to_str().unwrap();
+    let (status, stdout, _) = run(&["plan", d, "--format", "json"]);
+    assert_eq!(status, 0, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json, serde_json::json!({"schema": "stockade.plan/1", "order": ["b", "a"], "problems": []}));
+    write_plugin(dir.path(), "c", "1.0.0", &plugin_wat("c", None, &[]), "[dependencies]\nb = \"^2\"\n");
+    let (status, stdout, _) = run(&["plan", d]);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("error[dependency-incompatible]: `c` needs `b` ^2; the set has `b` 1.3.0"), "{stdout}");
+    for args in [&["plan", "/no/such/dir"][..], &["plan", d, "--host-version", "x"], &["plan", d, "--policy", "/no/policy.toml"]] {
+        let (status, _, stderr) = run(args);
+        assert_eq!(status, 2, "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+}

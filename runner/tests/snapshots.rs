@@ -95,3 +95,16 @@ fn signatures_from_the_binary() {
         insta::assert_json_snapshot!(format!("signatures_inspect_json__{case}"), json["signatures"]);
     }
 }
+
+/// `stockade plan` on a directory with every kind of problem, human and JSON, from the binary.
+#[test]
+fn plan_from_the_binary() {
+    let out = stockade(&["plan", "tests/fixtures/plan"]);
+    assert_eq!(code(&out), 1);
+    insta::assert_snapshot!("plan_human", String::from_utf8(out.stdout).unwrap());
+    let out = stockade(&["plan", "tests/fixtures/plan", "--format", "json", "--host-version", "9.1.0"]);
+    assert_eq!(code(&out), 1);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["schema"], "stockade.plan/1");
+    insta::assert_json_snapshot!("plan_json_host_9", json);
+}
