@@ -414,3 +414,30 @@ fn stockade_plan_exits_0_when_everything_loads_1_with_problems_2_for_the_operato
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn a_watched_plugin_reloads_from_its_changed_file_once_the_file_holds_still() {
+    let host = Host::builder(policy("")).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let module = write_plugin(dir.path(), "w", "1.0.0", &plugin_wat("one:", None, &[]), "");
+    assert_eq!(host.load_dir(dir.path()).unwrap().loaded, ["w"]);
+    let watch = host.watch(Duration::from_millis(150)).unwrap();
+
+    // Written in two pieces with a pause shorter than the debounce: only the whole file loads.
+    let text = plugin_wat("two:", None, &[]);
+    let (head, tail) = text.split_at(text.len() / 2);
+    std::fs::write(&module, head).unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    std::fs::write(&module, format!("{head}{tail}")).unwrap();
+    let reloaded = watch.next_reload(Duration::from_secs(20)).expect("a reload follows the change");
+    assert_eq!(reloaded.plugin, "w");
+    assert!(reloaded.result.is_ok(), "{:?}", reloaded.result);
+    assert_eq!(host.call_str("w", "run", "").unwrap(), "two:");
+
+    // A broken file: refused, the old version stays.
+    std::fs::write(&module, "(module (func broken").unwrap();
+    let reloaded = watch.next_reload(Duration::from_secs(20)).expect("a reload follows the change");
+    assert!(matches!(reloaded.result, Err(ReloadError::Refused { .. })), "{:?}", reloaded.result);
+    assert_eq!(host.call_str("w", "run", "").unwrap(), "two:");
+    drop(watch);
+}

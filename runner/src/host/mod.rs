@@ -18,6 +18,7 @@
 pub mod audit;
 pub mod discover;
 pub mod plan;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
