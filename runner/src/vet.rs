@@ -118,11 +118,14 @@ pub struct VetOptions<'a> {
     pub host_api: semver::Version,
     /// A manifest the operator named explicitly; otherwise the section, then `plugin.toml`.
     pub manifest: Option<&'a Path>,
+    /// A manifest the host already holds (mapped from an Extism manifest), with where it came
+    /// from: before everything else.
+    pub given_manifest: Option<(&'a Manifest, &'a Origin)>,
 }
 
 impl<'a> VetOptions<'a> {
     pub fn new(policy: &'a Policy) -> VetOptions<'a> {
-        VetOptions { policy, host_api: HOST_API_VERSION, manifest: None }
+        VetOptions { policy, host_api: HOST_API_VERSION, manifest: None, given_manifest: None }
     }
 }
 
@@ -219,7 +222,10 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     };
     vetting.sha256 = sha256;
     vetting.analysis = analysis;
-    vetting.manifest = find_manifest(file, options.manifest, vetting.analysis.as_ref())?;
+    vetting.manifest = match options.given_manifest {
+        Some((manifest, origin)) => ManifestStatus::Loaded { origin: origin.clone(), manifest: Box::new(manifest.clone()) },
+        None => find_manifest(file, options.manifest, vetting.analysis.as_ref())?,
+    };
     match &vetting.manifest {
         ManifestStatus::Invalid(error) => {
             if let Some(f) = findings.add(Code::ManifestInvalid, error.to_string()) {

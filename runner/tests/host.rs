@@ -269,7 +269,7 @@ fn reload_under_calls_from_eight_threads_fails_no_call_and_in_flight_calls_finis
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let manifest = "capabilities = [\"host:hold\"]\n";
-    let path = write_plugin(dir.path(), "svc", "1.0.0", &plugin_wat("v0:", Some("hold"), &[]), manifest);
+    write_plugin(dir.path(), "svc", "1.0.0", &plugin_wat("v0:", Some("hold"), &[]), manifest);
     write_plugin(dir.path(), "client", "1.0.0", &plugin_wat("c:", None, &[]), "[dependencies]\nsvc = \"^1\"\n");
     assert_eq!(host.load_dir(dir.path()).unwrap().loaded, ["svc", "client"]);
 
@@ -440,4 +440,66 @@ fn a_watched_plugin_reloads_from_its_changed_file_once_the_file_holds_still() {
     assert!(matches!(reloaded.result, Err(ReloadError::Refused { .. })), "{:?}", reloaded.result);
     assert_eq!(host.call_str("w", "run", "").unwrap(), "two:");
     drop(watch);
+}
+
+#[test]
+fn an_extism_manifest_loads_mapped_and_what_it_cannot_express_is_refused_by_name() {
+    use stockade::host::extism_manifest::ExtismMapping;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("greeter.wat");
+    std::fs::write(&module, plugin_wat("hi:", None, &[])).unwrap();
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&module).unwrap()))
+    };
+    let manifest = dir.path().join("extism.json");
+    let write = |json: serde_json::Value| std::fs::write(&manifest, json.to_string()).unwrap();
+    write(serde_json::json!({
+        "wasm": [{"path": "greeter.wat", "hash": digest, "name": "greeter"}],
+        "memory": {"max_pages": 16, "max_var_bytes": 4096},
+        "config": {"greeting": "hello"},
+        "allowed_hosts": ["api.example.com"],
+        "allowed_paths": {"ro:data": "/data"},
+        "timeout_ms": 1500
+    }));
+    let mapping = ExtismMapping::read(&manifest).unwrap();
+    assert_eq!(mapping.manifest.name, "greeter");
+    let declared: Vec<String> = mapping.manifest.capabilities.iter().map(|c| c.to_string()).collect();
+    assert_eq!(declared, ["log", "config", "vars", "http:api.example.com", "fs:ro:/data"]);
+    assert_eq!(mapping.config["greeting"], "hello");
+    let mapped = mapping.policy(&Policy::builtin_default()).unwrap();
+    assert_eq!(mapped.capabilities.http, ["api.example.com"]);
+    assert_eq!(mapped.limits.memory.get(), 16 << 16);
+    assert_eq!(mapped.limits.vars.get(), 4096);
+    assert_eq!(mapped.limits.timeout.get(), Duration::from_millis(1500));
+    assert_eq!(mapped.capabilities.fs[0].guest, "/data");
+
+    // A host whose policy grants what the manifest asks loads it; one that does not, refuses it.
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let text = format!(
+        "[policy]\nname = \"granting\"\n[capabilities]\nallow = [\"log\", \"config\", \"vars\"]\nhttp = [\"api.example.com\"]\nfs = [{{ host = {data:?}, guest = \"/data\", mode = \"ro\" }}]\n"
+    );
+    let granting = Policy::from_toml(&text, Origin::Builtin("granting")).unwrap();
+    let host = Host::builder(granting).build().unwrap();
+    let report = host.load_extism(&manifest).unwrap();
+    assert_eq!(report.loaded, ["greeter"], "{:?}", report.problems);
+    assert_eq!(host.call_str("greeter", "run", "there").unwrap(), "hi:there");
+    let host = Host::builder(policy("")).build().unwrap();
+    let report = host.load_extism(&manifest).unwrap();
+    assert!(report.loaded.is_empty());
+    assert_eq!(report.problems[0].code, Code::CapabilityDenied, "{:?}", report.problems);
+
+    for (json, field) in [
+        (serde_json::json!({"wasm": [{"url": "https://example.com/p.wasm"}]}), "wasm[0].url"),
+        (serde_json::json!({"wasm": [{"data": "AGFzbQ=="}]}), "wasm[0].data"),
+        (serde_json::json!({"wasm": [{"path": "greeter.wat"}, {"path": "greeter.wat"}]}), "wasm"),
+        (serde_json::json!({"wasm": [{"path": "greeter.wat", "hash": "00"}]}), "wasm[0].hash"),
+        (serde_json::json!({"wasm": [{"path": "greeter.wat"}], "memory": {"max_http_response_bytes": 10}}), "memory.max_http_response_bytes"),
+        (serde_json::json!({"wasm": [{"path": "greeter.wat"}], "allowed_sockets": true}), "allowed_sockets"),
+    ] {
+        write(json.clone());
+        let error = ExtismMapping::read(&manifest).unwrap_err();
+        assert!(error.to_string().contains(field), "{json}: {error}");
+    }
 }

@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod discover;
+pub mod extism_manifest;
 pub mod plan;
 pub mod watch;
 
@@ -49,6 +50,8 @@ pub enum HostError {
     Directory { path: String, source: std::io::Error },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error("invalid Extism manifest {0}")]
+    Extism(#[from] crate::document::DocumentError),
 }
 
 /// Why a call did not return output: the code, and the guest's own message where it gave one.
@@ -175,6 +178,9 @@ pub struct Loaded {
     sha256: String,
     path: PathBuf,
     gate: Gate,
+    /// Set for a plugin loaded from an Extism manifest: its manifest and config come from it,
+    /// on reloads too.
+    extism: Option<Arc<extism_manifest::ExtismMapping>>,
 }
 
 impl Loaded {
@@ -283,7 +289,7 @@ impl Host {
                 continue;
             }
             let Some(vetted) = by_name.remove(name) else { continue };
-            match self.compile(&vetted.file, name)? {
+            match self.compile(&vetted.file, name, None)? {
                 Ok(loaded) => {
                     inner.plugins.write().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), Arc::new(ArcSwap::from_pointee(loaded)));
                     order.push(name.clone());
@@ -296,12 +302,59 @@ impl Host {
         Ok(report)
     }
 
-    /// Compiles and links one vetted plugin file, the plugin `name`.
-    fn compile(&self, file: &PluginFile, name: &str) -> Result<Result<Loaded, Problem>, HostError> {
+    /// Loads the plugin an Extism manifest (JSON) describes, mapped as
+    /// [`extism_manifest`] documents, with those already loaded. The host's policy must grant
+    /// what it asks for.
+    pub fn load_extism(&self, manifest: &Path) -> Result<LoadReport, HostError> {
+        let mapping = Arc::new(extism_manifest::ExtismMapping::read(manifest)?);
         let inner = &self.inner;
+        let file = PluginFile::read_within(&mapping.module, inner.sandbox.policy().limits.module_size.get())?;
+        let name = mapping.manifest.name.clone();
+        let mut report = LoadReport::default();
+        if let Err(problems) = self.vet_for(&file, &name, Some(&mapping)) {
+            report.problems = problems;
+            return Ok(report);
+        }
+        let mut candidates: Vec<Candidate> = self.current().into_iter().map(|(_, l)| Candidate { origin: l.path.display().to_string(), manifest: l.manifest.clone() }).collect();
+        candidates.push(Candidate { origin: manifest.display().to_string(), manifest: mapping.manifest.clone() });
+        let plan = plan::plan(&candidates, &[]);
+        report.problems = plan.problems.into_iter().filter(|p| p.plugins.contains(&name)).collect();
+        if !plan.order.contains(&name) {
+            return Ok(report);
+        }
+        match self.compile(&file, &name, Some(Arc::clone(&mapping)))? {
+            Ok(loaded) => {
+                inner.plugins.write().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), Arc::new(ArcSwap::from_pointee(loaded)));
+                *inner.order.write().unwrap_or_else(|p| p.into_inner()) = plan.order;
+                report.loaded.push(name);
+            }
+            Err(problem) => report.problems.push(problem),
+        }
+        Ok(report)
+    }
+
+    /// Vets a plugin file as the plugin `name` for this host: its errors as problems.
+    fn vet_for(&self, file: &PluginFile, name: &str, extism: Option<&extism_manifest::ExtismMapping>) -> Result<crate::vet::Vetting, Vec<Problem>> {
+        let inner = &self.inner;
+        let mut options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..crate::vet::VetOptions::new(inner.sandbox.policy()) };
+        options.given_manifest = extism.map(|m| (&m.manifest, &m.origin));
+        let problem = |code: Code, message: String| Problem { code, message, plugins: vec![name.to_string()] };
+        let vetting = crate::vet::vet(file, &options).map_err(|e| vec![problem(Code::Invalid, e.to_string())])?;
+        let errors: Vec<Problem> =
+            vetting.findings.iter().filter(|f| f.severity == crate::code::Severity::Error).map(|f| problem(f.code, f.message.clone())).collect();
+        if errors.is_empty() { Ok(vetting) } else { Err(errors) }
+    }
+
+    /// Compiles and links one vetted plugin file, the plugin `name`.
+    fn compile(&self, file: &PluginFile, name: &str, extism: Option<Arc<extism_manifest::ExtismMapping>>) -> Result<Result<Loaded, Problem>, HostError> {
+        let inner = &self.inner;
+        let mut config = extism.as_ref().map(|m| m.config.clone()).unwrap_or_default();
+        config.extend(inner.config.get(name).cloned().unwrap_or_default());
         let options = LoadOptions {
-            config: inner.config.get(name).cloned().unwrap_or_default(),
+            config,
             host_functions: inner.functions.clone(),
+            given_manifest: extism.as_ref().map(|m| (m.manifest.clone(), m.origin.clone())),
+            host_api: Some(inner.host_version.clone()),
             ..LoadOptions::default()
         };
         let problem = |code: Code, message: String| Problem { code, message, plugins: vec![name.to_string()] };
@@ -312,7 +365,7 @@ impl Host {
                     return Ok(Err(problem(Code::ManifestInvalid, format!("`{name}` has no manifest"))));
                 };
                 let sha256 = vetting.sha256.clone();
-                Ok(Loaded { plugin, manifest, sha256, path: file.path.clone(), gate: Gate::new(inner.instances_per_plugin) })
+                Ok(Loaded { plugin, manifest, sha256, path: file.path.clone(), gate: Gate::new(inner.instances_per_plugin), extism })
             }
             Load::Refused(vetting) => {
                 let first = vetting.findings.iter().find(|f| f.severity == crate::code::Severity::Error);
@@ -458,17 +511,8 @@ impl Host {
     fn replace(&self, plugin: &str, file: &PluginFile) -> Result<(), ReloadError> {
         let inner = &self.inner;
         let refused = |problems: Vec<Problem>| ReloadError::Refused { plugin: plugin.to_string(), problems };
-        let options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..crate::vet::VetOptions::new(inner.sandbox.policy()) };
-        let vetting = crate::vet::vet(file, &options)?;
-        let errors: Vec<Problem> = vetting
-            .findings
-            .iter()
-            .filter(|f| f.severity == crate::code::Severity::Error)
-            .map(|f| Problem { code: f.code, message: f.message.clone(), plugins: vec![plugin.to_string()] })
-            .collect();
-        if !errors.is_empty() {
-            return Err(refused(errors));
-        }
+        let extism = self.plugin(plugin).and_then(|old| old.extism.clone());
+        let vetting = self.vet_for(file, plugin, extism.as_deref()).map_err(refused)?;
         let Some(manifest) = vetting.manifest.manifest().cloned() else {
             return Err(refused(vec![Problem { code: Code::ManifestInvalid, message: "the new version has no manifest".into(), plugins: vec![plugin.to_string()] }]));
         };
@@ -488,7 +532,7 @@ impl Host {
         if !plan.problems.is_empty() {
             return Err(refused(plan.problems));
         }
-        let loaded = match self.compile(file, plugin) {
+        let loaded = match self.compile(file, plugin, extism) {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(problem)) => return Err(refused(vec![problem])),
             Err(error) => {
