@@ -193,7 +193,7 @@ fn host_functions_link_only_where_granted_and_see_the_calls_time() {
     let path = write_plugin(dir.path(), "kv", "1.0.0", &plugin_wat("", Some("kv_get"), &[]), "capabilities = [\"host:kv_get\"]\n");
 
     let host = build("host = [\"kv_get\"]\n", true);
-    let report = host.load_files(&[path.clone()]).unwrap();
+    let report = host.load_files(std::slice::from_ref(&path)).unwrap();
     assert_eq!(report.loaded, ["kv"], "{:?}", report.problems);
     assert_eq!(host.call_str("kv", "run", "colour").unwrap(), "value-of-colour");
     let remaining = seen.lock().unwrap()[0];
@@ -204,7 +204,7 @@ fn host_functions_link_only_where_granted_and_see_the_calls_time() {
 
     // Not granted by the policy: refused at load.
     let host = build("", true);
-    let report = host.load_files(&[path.clone()]).unwrap();
+    let report = host.load_files(std::slice::from_ref(&path)).unwrap();
     assert!(report.loaded.is_empty());
     assert_eq!(report.problems[0].code, Code::CapabilityDenied, "{:?}", report.problems);
     // Granted, but the host registered no such function: refused at load, not at the call.

@@ -36,9 +36,13 @@ pub struct Vetted {
     pub vetting: Vetting,
 }
 
+/// What vetting a set of plugins came to: the candidates for the planner, each with what it
+/// was vetted from, and the refusals.
+pub type VettedSet = (Vec<(Candidate, Vetted)>, Vec<Refused>);
+
 /// Vets every plugin under `policy` for a host of version `host_version`: those that pass
 /// (and have a manifest) are candidates, the others refusals with their codes.
-pub fn vet_all(paths: &[PathBuf], policy: &Policy, host_version: &semver::Version) -> Result<(Vec<(Candidate, Vetted)>, Vec<Refused>), ReadError> {
+pub fn vet_all(paths: &[PathBuf], policy: &Policy, host_version: &semver::Version) -> Result<VettedSet, ReadError> {
     let mut candidates = Vec::new();
     let mut refused = Vec::new();
     for path in paths {
@@ -78,10 +82,10 @@ pub fn vet_all(paths: &[PathBuf], policy: &Policy, host_version: &semver::Versio
 /// A plugin without a manifest is named after its directory (`name/plugin.wasm`) or its file.
 fn fallback_name(path: &Path) -> String {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    if stem == "plugin" {
-        if let Some(dir) = path.parent().and_then(Path::file_name) {
-            return dir.to_string_lossy().into_owned();
-        }
+    if stem == "plugin"
+        && let Some(dir) = path.parent().and_then(Path::file_name)
+    {
+        return dir.to_string_lossy().into_owned();
     }
     stem
 }
