@@ -503,3 +503,21 @@ fn an_extism_manifest_loads_mapped_and_what_it_cannot_express_is_refused_by_name
         assert!(error.to_string().contains(field), "{json}: {error}");
     }
 }
+
+#[path = "../examples/compiler_pipeline.rs"]
+mod compiler_pipeline;
+
+/// The example host, run as it is: four plugins from two toolchains in order, a compilation
+/// through every stage, and the optimizer reloaded while four threads compile.
+#[test]
+fn the_example_compiler_pipeline_compiles_and_hot_reloads_while_compiling() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compiler-pipeline");
+    let mut said = Vec::new();
+    let (compiled, code) = compiler_pipeline::run(&dir, &mut |line| said.push(line)).unwrap();
+    let said = said.join("\n");
+    assert!(said.contains("loaded, in order: codegen, parse, constfold, lint"), "{said}");
+    assert!(said.contains("short name `a`") && said.contains("multiplication by zero"), "the AssemblyScript linter ran: {said}");
+    assert!(said.contains("reloaded constfold 1.0.0 -> 1.1.0"), "{said}");
+    assert!(compiled > 0, "compilations ran across the reload");
+    assert_eq!(code, "push 3\nstore a\npush 0\nstore total\npush 42\nstore answer\n", "the new optimizer folded `a * 0`");
+}

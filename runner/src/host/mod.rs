@@ -465,17 +465,9 @@ impl Host {
     /// the event (its output a JSON object with `"handled": true`); a handler that fails is
     /// reported and the next is called.
     pub fn dispatch(&self, event: &str, payload: &[u8]) -> Dispatch {
-        let mut handlers: Vec<(i32, String, String, Arc<Loaded>)> = self
-            .current()
-            .into_iter()
-            .filter_map(|(name, loaded)| {
-                let sub = loaded.manifest.events.iter().find(|s| s.event == event)?;
-                Some((loaded.manifest.priority, name, sub.handler.clone(), Arc::clone(&loaded)))
-            })
-            .collect();
-        handlers.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let handlers = self.handlers(event);
         let mut dispatch = Dispatch::default();
-        for (_, name, handler, loaded) in handlers {
+        for (name, handler, loaded) in handlers {
             let outcome = self.call_loaded(&loaded, &handler, payload);
             if let Err(error) = &outcome {
                 tracing::warn!(plugin.name = %name, event, code = %error.code, "an event handler failed: {}", error.message);
@@ -488,6 +480,27 @@ impl Host {
             }
         }
         dispatch
+    }
+
+    /// The plugins subscribed to `event` and their handlers, in the order [`Host::dispatch`]
+    /// calls them: for a host that chains its stages itself (each handler given the previous
+    /// one's output), as the example compiler pipeline does.
+    pub fn subscribers(&self, event: &str) -> Vec<(String, String)> {
+        self.handlers(event).into_iter().map(|(name, handler, _)| (name, handler)).collect()
+    }
+
+    /// An event's handlers with the version each is at, by priority then name.
+    fn handlers(&self, event: &str) -> Vec<(String, String, Arc<Loaded>)> {
+        let mut handlers: Vec<(i32, String, String, Arc<Loaded>)> = self
+            .current()
+            .into_iter()
+            .filter_map(|(name, loaded)| {
+                let sub = loaded.manifest.events.iter().find(|s| s.event == event)?;
+                Some((loaded.manifest.priority, name, sub.handler.clone(), Arc::clone(&loaded)))
+            })
+            .collect();
+        handlers.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        handlers.into_iter().map(|(_, name, handler, loaded)| (name, handler, loaded)).collect()
     }
 
     /// Replaces a loaded plugin with new module bytes. The new version is vetted and checked
