@@ -151,6 +151,25 @@ pub struct Limits {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct EngineSettings {
     pub compiler: Compiler,
+    pub deadline: DeadlineMechanism,
+}
+
+/// How a call's timeout is enforced on the plugin's wasm code (host calls end at the deadline
+/// either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeadlineMechanism {
+    /// The process where the process is disposable (`stockade run`) and the policy meters no
+    /// fuel; epochs everywhere else.
+    #[default]
+    Auto,
+    /// Epoch checks compiled into every loop header and function entry: works in any process,
+    /// at up to twice the time of a tight numeric loop.
+    Epoch,
+    /// No checks in the code: a watchdog ends the process at the deadline, so the code runs at
+    /// the speed of uninstrumented wasmtime. Only where the process is disposable; elsewhere
+    /// the sandbox refuses to start.
+    Process,
 }
 
 /// Which of wasmtime's code generators compiles a plugin.

@@ -469,3 +469,46 @@ fn an_oversized_module_is_refused_without_being_read_into_memory() {
     let peak_bytes = usage.ru_maxrss as u64 * 1024;
     assert!(peak_bytes < 100 << 20, "peak RSS {peak_bytes} bytes vetting a 256 MiB file");
 }
+
+/// Where the process is the boundary (`stockade run`, `engine.deadline` auto or "process"), the
+/// code carries no epoch checks and a watchdog ends the process at the deadline: the outcome is
+/// the same `timeout`, at the stage the call reached, in the same JSON shape as an epoch's.
+#[test]
+fn a_timeout_from_the_process_watchdog_reads_like_one_from_an_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let spin = dir.path().join("spin.wat");
+    std::fs::write(&spin, r#"(module (func (export "spin") (loop (br 0))))"#).unwrap();
+    let spin_at_start = dir.path().join("start.wat");
+    std::fs::write(&spin_at_start, r#"(module (func $spin (loop (br 0))) (start $spin) (func (export "spin")))"#).unwrap();
+    let policy = |deadline: &str| {
+        let path = dir.path().join(format!("{deadline}.toml"));
+        std::fs::write(&path, format!("[policy]\nname = \"t\"\n[limits]\ntimeout = \"300ms\"\n[engine]\ndeadline = \"{deadline}\"\n")).unwrap();
+        path
+    };
+    let run = |module: &Path, deadline: &str| {
+        let started = std::time::Instant::now();
+        let out = stockade(&["run", module.to_str().unwrap(), "--call", "spin", "--format", "json", "--policy", policy(deadline).to_str().unwrap()]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        (code(&out), json, started.elapsed())
+    };
+    let keys = |json: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        keys.extend(json["stats"].as_object().unwrap().keys().map(|k| format!("stats.{k}")));
+        keys.sort();
+        keys
+    };
+    for (module, stage) in [(&spin, "call"), (&spin_at_start, "instantiate")] {
+        let (status, by_process, took) = run(module, "process");
+        assert_eq!((status, by_process["outcome"].as_str(), by_process["stage"].as_str()), (1, Some("timeout"), Some(stage)), "{by_process}");
+        assert!(by_process["error"].as_str().unwrap().contains("process watchdog"), "{by_process}");
+        // A bound a busy machine keeps: it ended, and not at the policy's default 5 s.
+        assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+        let (status, by_epoch, _) = run(module, "epoch");
+        assert_eq!((status, by_epoch["outcome"].as_str(), by_epoch["stage"].as_str()), (1, Some("timeout"), Some(stage)), "{by_epoch}");
+        assert_eq!(keys(&by_process), keys(&by_epoch), "the same shape:\n{by_process}\n{by_epoch}");
+    }
+    // `auto` is the process for a run; the two mechanisms compile different code, so each has
+    // its own cache entry.
+    let (_, auto, _) = run(&spin, "auto");
+    assert!(auto["error"].as_str().unwrap().contains("process watchdog"), "{auto}");
+}

@@ -521,3 +521,17 @@ fn the_example_compiler_pipeline_compiles_and_hot_reloads_while_compiling() {
     assert!(compiled > 0, "compilations ran across the reload");
     assert_eq!(code, "push 3\nstore a\npush 0\nstore total\npush 42\nstore answer\n", "the new optimizer folded `a * 0`");
 }
+
+#[test]
+fn a_host_refuses_the_process_deadline_and_keeps_epochs_under_auto() {
+    let process = Policy::from_toml("[policy]\nname = \"p\"\n[engine]\ndeadline = \"process\"\n", Origin::Builtin("process")).unwrap();
+    let error = Host::builder(process).build().err().expect("a long-lived host cannot be ended at a deadline");
+    assert!(error.to_string().contains("deadline = \"process\""), "{error}");
+    // Under auto, a host's plugins carry epoch checks: a loop still ends at the timeout.
+    let host = Host::builder(policy_timing_out_after("200ms", "")).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wat = plugin_wat("", None, &[]).replace(r#"(func (export "trap") (result i32) unreachable)"#, r#"(func (export "trap") (result i32) (loop (br 0)) unreachable)"#);
+    write_plugin(dir.path(), "spinner", "1.0.0", &wat, "");
+    host.load_dir(dir.path()).unwrap();
+    assert_eq!(host.call("spinner", "trap", b"").unwrap_err().code, Code::Timeout);
+}

@@ -209,6 +209,7 @@ impl CompileArgs {
             cache_dir,
             compiler: self.compiler,
             runs_once: true,
+            disposable_process: true,
         })
     }
 

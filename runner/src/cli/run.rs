@@ -61,9 +61,10 @@ impl Opts {
         let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options()?)?;
         let file = super::read_plugin(&self.target.plugin, &policy)?;
         let options = LoadOptions { manifest: self.load.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
-        let mut out = anstream::stdout().lock();
+        // Standard output is locked only once the call is over: the watchdog prints through it.
         let outcome = match sandbox.load(&file, &options)? {
             Load::Refused(vetting) => {
+                let mut out = anstream::stdout().lock();
                 match self.format {
                     HumanOrJson::Human => write!(out, "{}", report::human::vetting(&vetting, super::stdout_colored()))?,
                     HumanOrJson::Json => writeln!(out, "{}", report::run::refused_json(&vetting))?,
@@ -72,6 +73,21 @@ impl Opts {
             }
             Load::Failed(outcome) => outcome,
             Load::Ready(plugin) => {
+                // Without epoch checks in the code, the process is the deadline: at the call's
+                // timeout the watchdog prints the `timeout` outcome as this command would and
+                // ends the process.
+                let _watchdog = plugin.deadline_by_process().then(|| {
+                    let (format, function, limits, colored) = (self.format, self.target.call.clone(), policy.limits.clone(), super::stdout_colored());
+                    plugin.watchdog(&input, move |outcome| {
+                        let text = match format {
+                            HumanOrJson::Human => report::run::human(&outcome, &function, &limits, colored),
+                            HumanOrJson::Json => format!("{}\n", report::run::json(&outcome)),
+                        };
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                        std::process::exit(i32::from(super::EXIT_FINDINGS));
+                    })
+                });
                 let outcome = plugin.call(&self.target.call, &input);
                 if plugin.compiler == Compiler::Winch && plugin.module_source == Source::Compiled {
                     self.compile.fill_cache_in_background(&self.target.plugin, &plugin.vetting().sha256, &policy);
@@ -79,6 +95,7 @@ impl Opts {
                 outcome
             }
         };
+        let mut out = anstream::stdout().lock();
         match self.format {
             HumanOrJson::Human => write!(out, "{}", report::run::human(&outcome, &self.target.call, &policy.limits, super::stdout_colored()))?,
             HumanOrJson::Json => writeln!(out, "{}", report::run::json(&outcome))?,

@@ -151,7 +151,9 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
 /// are compiled by Winch; nothing is written to the disk cache, so that one run's grading does
 /// not depend on what an earlier run left there.
 fn sandbox_options() -> SandboxOptions {
-    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true }
+    // Epochs for now: the process boundary for workers (issue 13) needs the supervisor to
+    // restart a worker its watchdog ended mid-case.
+    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true, disposable_process: false }
 }
 
 /// Instances a worker holds at once: one case at a time, each of its plugins with its idle

@@ -54,6 +54,8 @@ pub enum Allocation {
 pub struct EngineSpec {
     features: u64,
     fuel: bool,
+    /// Epoch checks in the code; off where the process is the deadline's boundary.
+    epochs: bool,
     stack: usize,
     compiler: Compiler,
     allocation: Allocation,
@@ -65,7 +67,7 @@ pub struct EngineSpec {
 
 impl EngineSpec {
     /// The engine `policy` needs with `compiler` (Cranelift or Winch, never `auto`).
-    pub fn new(policy: &Policy, compiler: Compiler, allocation: Allocation) -> EngineSpec {
+    pub fn new(policy: &Policy, compiler: Compiler, allocation: Allocation, epochs: bool) -> EngineSpec {
         let limits = &policy.limits;
         let pooled = matches!(allocation, Allocation::Pooling { .. });
         let mut features = policy.features.wasm_features();
@@ -77,6 +79,7 @@ impl EngineSpec {
         EngineSpec {
             features: features.bits(),
             fuel: limits.fuel.is_some(),
+            epochs,
             stack: usize::try_from(limits.stack.get()).unwrap_or(usize::MAX),
             compiler,
             allocation,
@@ -92,7 +95,7 @@ impl EngineSpec {
         config.wasm_features(wasmparser::WasmFeatures::all(), false);
         config.wasm_features(wasmparser::WasmFeatures::from_bits_truncate(self.features), true);
         config.wasm_component_model(false);
-        config.epoch_interruption(true);
+        config.epoch_interruption(self.epochs);
         config.consume_fuel(self.fuel);
         config.strategy(match self.compiler {
             Compiler::Winch => Strategy::Winch,

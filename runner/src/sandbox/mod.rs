@@ -23,6 +23,7 @@ mod limiter;
 mod link;
 mod outcome;
 mod wasi;
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -36,7 +37,7 @@ use crate::budget::MemoryBudget;
 use crate::capability::Abi;
 use crate::code::Code;
 use crate::grant::PluginGrants;
-use crate::policy::{Compiler, InstanceReuse, Limits, Policy};
+use crate::policy::{Compiler, DeadlineMechanism, InstanceReuse, Limits, Policy};
 use crate::source::PluginFile;
 use crate::vet::{self, VetOptions, Vetting};
 
@@ -45,6 +46,7 @@ use instance::{Call, State, Warm};
 use wasi::WasiSetup;
 
 pub use engine::{Allocation, forget_compiled_modules};
+pub use watchdog::Watchdog;
 pub use outcome::{Outcome, Stage, Stats};
 
 /// How many idle instances one plugin keeps for reuse. Idle instances hold pool slots, so this
@@ -73,12 +75,22 @@ pub struct SandboxOptions {
     /// whose compile time is a fraction of Cranelift's. Long-lived hosts leave this off and
     /// get Cranelift's code from the start.
     pub runs_once: bool,
+    /// The process may be ended at a call's deadline (`stockade run`): under
+    /// `engine.deadline = "auto"` (and no fuel) the code is compiled without epoch checks, and
+    /// the caller arms a [`Watchdog`] around each call ([`Plugin::deadline_by_process`]).
+    pub disposable_process: bool,
 }
 
 impl Default for SandboxOptions {
     /// For a long-lived host: pooled instances, Cranelift, no disk cache.
     fn default() -> SandboxOptions {
-        SandboxOptions { allocation: Allocation::Pooling { instances: DEFAULT_POOLED_INSTANCES }, cache_dir: None, compiler: None, runs_once: false }
+        SandboxOptions {
+            allocation: Allocation::Pooling { instances: DEFAULT_POOLED_INSTANCES },
+            cache_dir: None,
+            compiler: None,
+            runs_once: false,
+            disposable_process: false,
+        }
     }
 }
 
@@ -97,6 +109,9 @@ pub struct Sandbox {
     baseline_engine: std::sync::OnceLock<Option<SharedEngine>>,
     policy: Policy,
     disk: Option<cache::DiskCache>,
+    /// Whether the code carries epoch checks; without them the caller's watchdog ends the
+    /// process at a call's deadline.
+    epochs: bool,
 }
 
 impl Sandbox {
@@ -107,8 +122,18 @@ impl Sandbox {
     pub fn with_options(policy: &Policy, options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         let error = |message: String| SandboxError::Engine { policy: policy.name().to_string(), message };
         let compiler = options.compiler.unwrap_or(policy.engine.compiler);
+        let epochs = match policy.engine.deadline {
+            DeadlineMechanism::Epoch => true,
+            DeadlineMechanism::Auto => !options.disposable_process || policy.limits.fuel.is_some(),
+            DeadlineMechanism::Process if options.disposable_process => false,
+            DeadlineMechanism::Process => {
+                return Err(error(
+                    "`engine.deadline = \"process\"` needs a process the sandbox may end at a deadline (`stockade run`); this one is not: use \"epoch\" or \"auto\"".into(),
+                ));
+            }
+        };
         let engine_for = |compiler| {
-            engine::shared(&EngineSpec::new(policy, compiler, options.allocation)).map_err(|e| error(format!("{e:#}")))
+            engine::shared(&EngineSpec::new(policy, compiler, options.allocation, epochs)).map_err(|e| error(format!("{e:#}")))
         };
         let optimizing = engine_for(Compiler::Cranelift)?;
         let winch_allowed = match compiler {
@@ -116,12 +141,12 @@ impl Sandbox {
             Compiler::Winch => true,
             Compiler::Auto => options.runs_once,
         };
-        let baseline = winch_allowed.then(|| EngineSpec::new(policy, Compiler::Winch, options.allocation));
+        let baseline = winch_allowed.then(|| EngineSpec::new(policy, Compiler::Winch, options.allocation, epochs));
         let disk = match &options.cache_dir {
             Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine).map_err(|e| error(e.to_string()))?),
             None => None,
         };
-        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), policy: policy.clone(), disk })
+        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), policy: policy.clone(), disk, epochs })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -261,6 +286,7 @@ impl Sandbox {
             idle: Mutex::new(Vec::new()),
             compile_ns,
             vetting: Box::new(vetting),
+            epochs: self.epochs,
         }))
     }
 }
@@ -330,6 +356,8 @@ pub struct Plugin {
     idle: Mutex<Vec<Warm>>,
     compile_ns: u64,
     vetting: Box<Vetting>,
+    /// The code carries epoch checks (see [`Plugin::deadline_by_process`]).
+    epochs: bool,
 }
 
 /// An instance taken from a plugin for typed calls ([`Plugin::checkout`]).
@@ -399,6 +427,36 @@ impl Plugin {
         self.abi
     }
 
+    /// The code carries no epoch checks: a call's wasm code is stopped at its deadline only by
+    /// the caller ending the process, with a [`Watchdog`] armed around the call.
+    pub fn deadline_by_process(&self) -> bool {
+        !self.epochs
+    }
+
+    /// Arms a watchdog for a call about to start: at the call's deadline (and a short grace, so
+    /// that a host call that ends at the deadline reports first), `on_timeout` gets the call's
+    /// `timeout` outcome, at the stage the call had reached, and must end the process.
+    pub fn watchdog(&self, input: &Input, on_timeout: impl FnOnce(Outcome) + Send + 'static) -> Watchdog {
+        let timeout = self.limits.timeout.get();
+        let stats = Stats {
+            compile_ns: self.compile_ns,
+            input_bytes: input.bytes.len() as u64,
+            compiler: Some(self.compiler),
+            module_from: Some(self.module_source),
+            ..Stats::default()
+        };
+        let budget = self.budget.clone();
+        Watchdog::arm(timeout + watchdog::GRACE, move || {
+            let message = format!(
+                "the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)"
+            );
+            let mut stats = stats;
+            stats.wall_ns = (timeout + watchdog::GRACE).as_nanos() as u64;
+            stats.peak_memory_bytes = budget.peak();
+            on_timeout(Outcome::failed(Code::Timeout, message).with_stats(stats).at(watchdog::stage_in_flight()));
+        })
+    }
+
     pub fn vetting(&self) -> &Vetting {
         &self.vetting
     }
@@ -441,6 +499,7 @@ impl Plugin {
         }
 
         let idle = if self.reuse_instances { self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
+        watchdog::enter(Stage::Instantiate);
         let mut warm = match idle {
             Some(mut warm) => match self.begin_call(&mut warm.store, input, deadline) {
                 Ok(()) => warm,
@@ -458,6 +517,7 @@ impl Plugin {
             }
         };
         let started = Instant::now();
+        watchdog::enter(Stage::Call);
         let result = warm.call(call);
         stats.wall_ns = started.elapsed().as_nanos() as u64;
         let outcome = outcome::finish(outcome::returned(result, warm.store.data()), &mut warm.store, stats);
@@ -504,9 +564,11 @@ impl Plugin {
         let mut slot: Option<Warm> = None;
         let stage = std::cell::Cell::new(Stage::Instantiate);
         let started = Instant::now();
+        watchdog::enter(Stage::Instantiate);
         let run = async {
             let warm = slot.insert(self.instantiate_async(store, &mut stats).await?);
             stage.set(Stage::Call);
+            watchdog::enter(Stage::Call);
             let called = Instant::now();
             let result = warm.call_async(call).await;
             stats.wall_ns = called.elapsed().as_nanos() as u64;
@@ -552,7 +614,9 @@ impl Plugin {
         }
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
+        if self.epochs {
+            store.epoch_deadline_trap();
+        }
         // The start function runs under the same deadline and fuel as the call.
         if let Err(outcome) = self.begin_call(&mut store, input, deadline) {
             return Err(outcome::finish(outcome.at(Stage::Instantiate), &mut store, stats.clone()));
@@ -601,7 +665,9 @@ impl Plugin {
         let state = store.data_mut();
         state.limiter.budget.reset_peak();
         state.kernel.deadline = deadline;
-        store.set_epoch_deadline(engine::epoch_ticks(self.limits.timeout.get()));
+        if self.epochs {
+            store.set_epoch_deadline(engine::epoch_ticks(self.limits.timeout.get()));
+        }
         if let Some(fuel) = self.limits.fuel {
             store.set_fuel(fuel).expect("fuel is enabled when the policy sets it");
         }
