@@ -59,7 +59,7 @@ fn main() {
 }
 
 fn not_applicable(why: String) -> WorkerResponse {
-    WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), not_applicable: Some(why), steps: Vec::new() }
+    WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), not_applicable: Some(why), ..WorkerResponse::default() }
 }
 
 /// Why Extism cannot express the case, if it cannot.
@@ -88,7 +88,7 @@ fn run(request: &WorkerRequest) -> WorkerResponse {
         Ok(policy) => policy,
         Err(e) => return not_applicable(format!("the policy: {e}")),
     };
-    let mut response = WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), not_applicable: None, steps: Vec::new() };
+    let mut response = WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), ..WorkerResponse::default() };
     let mut plugins = Vec::new();
     for module in &request.modules {
         let clock = StepClock::start();

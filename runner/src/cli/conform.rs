@@ -54,10 +54,18 @@ pub struct Opts {
     #[arg(long, value_enum, value_name = "COMPILER")]
     compiler: Option<stockade::policy::Compiler>,
 
+    /// How the workers enforce a call's timeout on wasm code, over the policy's
+    /// `engine.deadline` (recorded in the report's policy name and digest). Under `process`
+    /// (and `auto`), a case of one call runs without epoch checks and the worker's watchdog
+    /// ends the worker at the deadline; a case with more calls needs the process after a
+    /// timeout and runs with epochs.
+    #[arg(long, value_enum, value_name = "MECHANISM")]
+    deadline: Option<stockade::policy::DeadlineMechanism>,
+
     /// Merge the conformance.json reports of shards instead of running anything: shards 1..N of
     /// one partition, each exactly once, of the same tool, policy and corpus (anything else is
     /// refused with exit 1 and no report).
-    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs", "adapter", "cases_per_worker", "compiler"])]
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["partition", "xfail", "jobs", "adapter", "cases_per_worker", "compiler", "deadline"])]
     merge: Vec<PathBuf>,
 }
 
@@ -128,6 +136,13 @@ impl Opts {
         if policy.signatures.signers.is_some() || policy.signatures.trusted_root.is_some() {
             let read = toml::to_string(&policy.signatures)?;
             policy_text.push_str(&format!("\n# [signatures] as read:\n# {}\n", read.trim_end().replace('\n', "\n# ")));
+        }
+        if let Some(deadline) = self.deadline {
+            policy.engine.deadline = deadline;
+            let value = clap::ValueEnum::to_possible_value(&deadline).expect("every mechanism has a name");
+            let value = value.get_name();
+            name.push_str(&format!(" (deadline {value})"));
+            policy_text.push_str(&format!("\n# --deadline {value}\n"));
         }
         let policy_digest = Digested { name, sha256: hex::encode(sha2::Sha256::digest(policy_text)) };
         let xfail_path = self.xfail.clone().or_else(|| {

@@ -34,7 +34,8 @@ fn parse_fault(text: &str) -> Result<(String, Fault), String> {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        worker::serve(std::io::stdin().lock(), std::io::stdout().lock(), &self.fault_on)?;
+        // Standard output is not held locked: a watchdog that ends the process answers through it.
+        worker::serve(std::io::stdin().lock(), std::io::stdout(), &self.fault_on)?;
         Ok(Status::Ok)
     }
 }

@@ -152,6 +152,7 @@ pub fn trim_heap() {
 }
 
 /// The clock and the CPU accounting at a step's start.
+#[derive(Clone, Copy)]
 pub struct StepClock {
     wall: Instant,
     cpu: Duration,

@@ -112,6 +112,10 @@ pub struct WorkerResponse {
     /// order; a worker stops at the first module that does not load.
     #[serde(default)]
     pub steps: Vec<StepReport>,
+    /// The worker ends after this answer (its watchdog ended a call at the deadline): the next
+    /// case goes to a new worker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retiring: bool,
 }
 
 /// What one step came to, and what it cost by the operating system's accounting.

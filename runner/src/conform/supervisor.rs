@@ -217,8 +217,9 @@ impl Worker {
                             return (fault(Code::Crash, format!("the worker's answer does not parse: {e}")), self.ended_figures(&ended, started, cpu_before), false);
                         }
                     };
-                    if last_case {
-                        // The worker ran this case alone (or last): wait4 has its exact figures.
+                    if last_case || response.retiring {
+                        // The worker ran this case alone (or last, or it ends after it: its
+                        // watchdog ended a call): wait4 has its exact figures.
                         self.stdin.take();
                         let ended = self.end();
                         let mut figures = self.ended_figures(&ended, started, cpu_before);

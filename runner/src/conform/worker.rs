@@ -45,15 +45,25 @@ pub fn serve(input: impl BufRead, mut output: impl Write, faults: &[(String, Fau
                 protocol: WORKER_PROTOCOL.into(),
                 host: host(),
                 not_applicable: Some(format!("the request does not parse: {e}")),
-                steps: Vec::new(),
+                ..WorkerResponse::default()
             },
         };
-        serde_json::to_writer(&mut output, &response)?;
-        output.write_all(b"\n")?;
-        output.flush()?;
+        answer(&mut output, &response)?;
         accounting::trim_heap();
     }
     Ok(())
+}
+
+/// Held while an answer is written: a watchdog that ends the process writes its own answer
+/// under it, so the two never interleave.
+static ANSWERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn answer(output: &mut impl Write, response: &WorkerResponse) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(response)?;
+    line.push(b'\n');
+    let _answering = ANSWERING.lock().unwrap_or_else(|p| p.into_inner());
+    output.write_all(&line)?;
+    output.flush()
 }
 
 fn inject(fault: Fault, held: &mut Vec<Vec<u8>>) {
@@ -74,7 +84,7 @@ fn host() -> String {
 /// Runs one case: each module loaded, then each call made, stopping at the first module that
 /// does not load.
 pub fn execute(request: &WorkerRequest) -> WorkerResponse {
-    let mut response = WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), not_applicable: None, steps: Vec::new() };
+    let mut response = WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), ..WorkerResponse::default() };
     if request.protocol != WORKER_PROTOCOL {
         response.not_applicable = Some(format!("protocol `{}`; this worker speaks {WORKER_PROTOCOL}", request.protocol));
         return response;
@@ -86,7 +96,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
             ..StepReport::measured(&started, Code::Ok, Stage::Load)
         });
     };
-    let policy = match request.policy() {
+    let mut policy = match request.policy() {
         Ok(policy) => policy,
         Err(message) => {
             failed_before_loading(format!("the policy: {message}"), &mut response);
@@ -96,7 +106,15 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
     // Each case compiles its own modules: its verdict (a compile timeout, the compile's
     // memory) must not depend on which cases this worker ran before it.
     crate::sandbox::forget_compiled_modules();
-    let sandbox = match Sandbox::with_options(&policy, &sandbox_options()) {
+    // The process can be the deadline's boundary for a case of one call: the watchdog ends the
+    // worker at the deadline, and nothing of the case is left to run. A case with more calls
+    // needs the process after a timeout (recovery, one plugin's timeout beside another's): it
+    // runs with epochs whatever the policy says.
+    let one_call = request.calls.len() == 1 && request.calls[0].repeat <= 1;
+    if !one_call && policy.engine.deadline == crate::policy::DeadlineMechanism::Process {
+        policy.engine.deadline = crate::policy::DeadlineMechanism::Epoch;
+    }
+    let sandbox = match Sandbox::with_options(&policy, &sandbox_options(one_call)) {
         Ok(sandbox) => sandbox,
         Err(e) => {
             failed_before_loading(format!("cannot create the sandbox: {e}"), &mut response);
@@ -136,6 +154,15 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
         for _ in 0..call.repeat.max(1) {
             let measure = StepClock::start();
             let deadline = DeadlineSampler::arm(policy.limits.timeout.get());
+            let _watchdog = plugin.deadline_by_process().then(|| {
+                let mut answered = response.clone();
+                plugin.watchdog(&input, move |outcome| {
+                    answered.steps.push(call_step(outcome, measure));
+                    answered.retiring = true;
+                    let _ = answer(&mut std::io::stdout(), &answered);
+                    std::process::exit(0);
+                })
+            });
             let outcome = plugin.call(&call.function, &input);
             let after_deadline = deadline.disarm();
             let mut step = call_step(outcome, measure);
@@ -150,10 +177,8 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
 /// worker), not the modules they compiled. A case runs its plugins once, so under `auto` they
 /// are compiled by Winch; nothing is written to the disk cache, so that one run's grading does
 /// not depend on what an earlier run left there.
-fn sandbox_options() -> SandboxOptions {
-    // Epochs for now: the process boundary for workers (issue 13) needs the supervisor to
-    // restart a worker its watchdog ended mid-case.
-    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true, disposable_process: false }
+fn sandbox_options(disposable_process: bool) -> SandboxOptions {
+    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true, disposable_process }
 }
 
 /// Instances a worker holds at once: one case at a time, each of its plugins with its idle
