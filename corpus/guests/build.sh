@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --release --target wasm32-wasip1 -p wasi-hello
-cargo build --release --target wasm32-unknown-unknown -p extism-greet
+cargo build --release --target wasm32-unknown-unknown -p extism-greet -p compute
 cp target/wasm32-wasip1/release/wasi-hello.wasm wasi-hello/wasi-hello.wasm
 cp target/wasm32-unknown-unknown/release/extism_greet.wasm extism-greet/extism-greet.wasm
+cp target/wasm32-unknown-unknown/release/compute.wasm compute/compute.wasm
 # AssemblyScript with the official @extism/as-pdk, versions pinned in package-lock.json.
 (cd as-vowels && npm ci --no-audit --no-fund && npm run build)
 ls -l */*.wasm

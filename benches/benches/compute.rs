@@ -1,0 +1,121 @@
+//! Compute inside the sandbox against native, whole process, side by side in one run: two
+//! kernels from one source (corpus/guests/compute/src/kernels.rs), compiled natively into this
+//! bench and to wasm as an extism-pdk plugin (corpus/guests/compute/compute.wasm):
+//!
+//! - `mandel`: a numeric loop (Mandelbrot, 1200², f64);
+//! - `optimize`: parse → fold constants → serialize of a JSON AST (serde_json), 200 rounds over
+//!   1,000 statements.
+//!
+//! Each is run as a whole process: `native` (this binary, starting itself to run the kernel),
+//! `stockade run` with the deadline by process (no epoch checks), with epochs, and with fuel,
+//! and the extism crate's host (`extism-run`); stockade's module cached (a warm-up run fills
+//! the cache first).
+//!
+//!     cargo build --release -p stockade && cargo build --release -p stockade-extism-adapter --bin extism-run
+//!     cargo bench -p stockade-benches --bench compute
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group};
+
+#[allow(dead_code)]
+mod kernels {
+    include!("../../corpus/guests/compute/src/kernels.rs");
+}
+
+const NATIVE: &str = "STOCKADE_COMPUTE_NATIVE";
+const MANDEL_SIZE: u32 = 1200;
+const OPTIMIZE_ROUNDS: u32 = 200;
+// Small enough to pass to extism-run as one argument (Linux caps one at 128 KiB).
+const OPTIMIZE_STATEMENTS: u32 = 1000;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn binary(name: &str) -> Option<PathBuf> {
+    let path = root().join("target/release").join(name);
+    path.exists().then_some(path)
+}
+
+fn quietly(command: &mut Command) {
+    let status = command.stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success() || command.get_program().to_string_lossy().ends_with("extism-run"), "{command:?}");
+}
+
+fn compute(c: &mut Criterion) {
+    let plugin = root().join("corpus/guests/compute/compute.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("optimize.txt");
+    std::fs::write(&input, format!("{OPTIMIZE_ROUNDS}\n{}", kernels::sample_ast(OPTIMIZE_STATEMENTS))).unwrap();
+    let policy = |name: &str, engine: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, format!("[policy]\nname = \"{name}\"\n[limits]\ntimeout = \"60s\"\ninput = \"64MiB\"\noutput = \"64MiB\"\nmemory = \"1GiB\"\n{engine}")).unwrap();
+        path
+    };
+    let policies = [
+        ("stockade-process", policy("process", "[engine]\ndeadline = \"process\"\ncompiler = \"cranelift\"\n")),
+        ("stockade-epoch", policy("epoch", "[engine]\ndeadline = \"epoch\"\ncompiler = \"cranelift\"\n")),
+        ("stockade-fuel", policy("fuel", "fuel = 100_000_000_000\n[engine]\ncompiler = \"cranelift\"\n").to_path_buf()),
+    ];
+    // Fuel goes in [limits]: rewrite that policy with it there.
+    std::fs::write(&policies[2].1, "[policy]\nname = \"fuel\"\n[limits]\ntimeout = \"60s\"\ninput = \"64MiB\"\noutput = \"64MiB\"\nmemory = \"1GiB\"\nfuel = 100_000_000_000\n[engine]\ncompiler = \"cranelift\"\n").unwrap();
+    let cache = dir.path().join("cache");
+    let kernels: [(&str, String); 2] = [("mandel", MANDEL_SIZE.to_string()), ("optimize", format!("@{}", input.display()))];
+    let mut group = c.benchmark_group("compute");
+    group.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
+    for (kernel, argument) in &kernels {
+        group.bench_function(format!("{kernel}/native"), |b| {
+            b.iter(|| quietly(Command::new(std::env::current_exe().unwrap()).env(NATIVE, kernel).arg(&input)))
+        });
+        let Some(stockade) = binary("stockade") else {
+            eprintln!("compute: build target/release/stockade for the sandbox figures");
+            continue;
+        };
+        for (id, policy) in &policies {
+            let run = || {
+                let mut command = Command::new(&stockade);
+                command.args(["run"]).arg(&plugin).args(["--call", kernel, "--input", argument, "--policy"]).arg(policy).env("STOCKADE_CACHE_DIR", &cache);
+                command
+            };
+            quietly(&mut run());
+            group.bench_function(format!("{kernel}/{id}"), |b| b.iter(|| quietly(&mut run())));
+        }
+        match binary("extism-run") {
+            Some(extism) => {
+                let extism_input = if kernel == &"mandel" { argument.clone() } else { std::fs::read_to_string(&input).unwrap() };
+                let run = || {
+                    let mut command = Command::new(&extism);
+                    command.arg(&plugin).arg(kernel).arg(&extism_input);
+                    command
+                };
+                quietly(&mut run());
+                group.bench_function(format!("{kernel}/extism"), |b| b.iter(|| quietly(&mut run())));
+            }
+            None => eprintln!("compute: build target/release/extism-run for the extism figures"),
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(compute_benches, compute);
+
+fn main() {
+    if let Some(kernel) = std::env::var_os(NATIVE) {
+        let out = match kernel.to_str() {
+            Some("mandel") => kernels::mandelbrot(MANDEL_SIZE).to_string(),
+            _ => {
+                let path = std::env::args().nth(1).expect("the input file");
+                let text = std::fs::read_to_string(path).unwrap();
+                let (rounds, ast) = text.split_once('\n').unwrap();
+                kernels::optimize_rounds(ast, rounds.parse().unwrap()).len().to_string()
+            }
+        };
+        println!("{out}");
+        return;
+    }
+    compute_benches();
+    Criterion::default().configure_from_args().final_summary();
+}
