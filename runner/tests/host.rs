@@ -535,3 +535,37 @@ fn a_host_refuses_the_process_deadline_and_keeps_epochs_under_auto() {
     host.load_dir(dir.path()).unwrap();
     assert_eq!(host.call("spinner", "trap", b"").unwrap_err().code, Code::Timeout);
 }
+
+/// A plugin out of process: its calls run in worker processes (`stockade plugin-worker`)
+/// without epoch checks; a call that overruns ends with its worker, which the next call
+/// replaces.
+#[test]
+fn an_out_of_process_plugin_is_called_and_a_runaway_call_costs_only_its_worker() {
+    let worker = stockade::host::process::WorkerCommand { program: env!("CARGO_BIN_EXE_stockade").into(), args: vec!["plugin-worker".into()] };
+    let host = Host::builder(policy_timing_out_after("500ms", "host = [\"kv_get\"]\n"))
+        .out_of_process("far", worker.clone())
+        .out_of_process("far-kv", worker)
+        .function("kv_get", |_, key| Ok(key.to_vec()))
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wat = plugin_wat("far:", None, &[]).replace(r#"(func (export "trap") (result i32) unreachable)"#, r#"(func (export "trap") (result i32) (loop (br 0)) unreachable)"#);
+    write_plugin(dir.path(), "far", "1.0.0", &wat, "");
+    write_plugin(dir.path(), "far-kv", "1.0.0", &plugin_wat("", Some("kv_get"), &[]), "capabilities = [\"host:kv_get\"]\n");
+    let report = host.load_dir(dir.path()).unwrap();
+    assert_eq!(report.loaded, ["far"], "{:?}", report.problems);
+    assert_eq!(report.problems[0].code, Code::HostCallDenied, "host functions stay in the host's process: {:?}", report.problems);
+
+    assert_eq!(host.call_str("far", "run", "x").unwrap(), "far:x");
+    let started = std::time::Instant::now();
+    let error = host.call("far", "trap", b"").unwrap_err();
+    assert_eq!(error.code, Code::Timeout, "{error}");
+    assert!(error.message.contains("process watchdog"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // The next calls get a new worker.
+    for i in 0..3 {
+        assert_eq!(host.call_str("far", "run", &i.to_string()).unwrap(), format!("far:{i}"));
+    }
+    let error = host.call("far", "fail", b"").unwrap_err();
+    assert_eq!((error.code, error.message.as_str()), (Code::PluginError, "far:"));
+}

@@ -16,6 +16,7 @@ mod fill_cache;
 mod inspect;
 mod keygen;
 mod plan;
+mod plugin_worker;
 mod run;
 mod sign;
 mod verify;
@@ -58,6 +59,8 @@ pub enum Command {
     Worker(worker::Opts),
     #[command(hide = true)]
     FillCache(fill_cache::Opts),
+    #[command(hide = true)]
+    PluginWorker(plugin_worker::Opts),
 }
 
 impl Command {
@@ -76,6 +79,7 @@ impl Command {
             Command::Explain(opts) => opts.run(),
             Command::Worker(opts) => opts.run(),
             Command::FillCache(opts) => opts.run(),
+            Command::PluginWorker(opts) => opts.run(),
         }
     }
 }

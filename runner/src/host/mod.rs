@@ -19,6 +19,7 @@ pub mod audit;
 pub mod discover;
 pub mod extism_manifest;
 pub mod plan;
+pub mod process;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -93,6 +94,7 @@ pub struct HostBuilder {
     instances_per_plugin: usize,
     audit: Option<Box<dyn std::io::Write + Send>>,
     sandbox: SandboxOptions,
+    out_of_process: BTreeMap<String, process::WorkerCommand>,
 }
 
 impl HostBuilder {
@@ -122,6 +124,15 @@ impl HostBuilder {
         self
     }
 
+    /// Runs `plugin` out of process, in a pool of worker processes started by `worker` (for
+    /// example `stockade plugin-worker`): compiled without epoch checks, so compute runs at
+    /// native wasm speed, and a call that overruns ends with its worker, which is replaced. See
+    /// [`process`] for what is not available there (host functions, vars shared across workers).
+    pub fn out_of_process(mut self, plugin: &str, worker: process::WorkerCommand) -> HostBuilder {
+        self.out_of_process.insert(plugin.to_string(), worker);
+        self
+    }
+
     /// Where every call is recorded, one JSON object per line (see [`audit`]).
     pub fn audit_log(mut self, writer: impl std::io::Write + Send + 'static) -> HostBuilder {
         self.audit = Some(Box::new(writer));
@@ -147,6 +158,7 @@ impl HostBuilder {
                 plugins: RwLock::new(BTreeMap::new()),
                 order: RwLock::new(Vec::new()),
                 audit: self.audit.map(|w| Mutex::new(audit::AuditLog::new(w))),
+                out_of_process: self.out_of_process,
             }),
         })
     }
@@ -169,11 +181,12 @@ struct Inner {
     plugins: RwLock<BTreeMap<String, Arc<ArcSwap<Loaded>>>>,
     order: RwLock<Vec<String>>,
     audit: Option<Mutex<audit::AuditLog>>,
+    out_of_process: BTreeMap<String, process::WorkerCommand>,
 }
 
 /// One version of a loaded plugin.
 pub struct Loaded {
-    plugin: Plugin,
+    runner: Runner,
     manifest: Manifest,
     sha256: String,
     path: PathBuf,
@@ -195,6 +208,12 @@ impl Loaded {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Where a plugin's calls run.
+enum Runner {
+    InProcess(Plugin),
+    OutOfProcess(process::ProcessPool),
 }
 
 /// The bounded set of instances of one plugin: a count of calls in flight and a wait for a free
@@ -262,6 +281,7 @@ impl Host {
             instances_per_plugin: DEFAULT_INSTANCES_PER_PLUGIN,
             audit: None,
             sandbox: SandboxOptions { allocation: Allocation::OnDemand, ..SandboxOptions::default() },
+            out_of_process: BTreeMap::new(),
         }
     }
 
@@ -358,6 +378,30 @@ impl Host {
             ..LoadOptions::default()
         };
         let problem = |code: Code, message: String| Problem { code, message, plugins: vec![name.to_string()] };
+        if let Some(worker) = inner.out_of_process.get(name) {
+            let vetting = match self.vet_for(file, name, extism.as_deref()) {
+                Ok(vetting) => vetting,
+                Err(mut problems) => return Ok(Err(problems.remove(0))),
+            };
+            let Some(manifest) = vetting.manifest.manifest().cloned() else {
+                return Ok(Err(problem(Code::ManifestInvalid, format!("`{name}` has no manifest"))));
+            };
+            if manifest.capabilities.iter().any(|c| matches!(c, crate::capability::Capability::Host { .. })) {
+                let message = format!("`{name}` declares host functions, which live in the host's process: it cannot run out of process");
+                return Ok(Err(problem(Code::HostCallDenied, message)));
+            }
+            return Ok(match process::ProcessPool::start(worker.clone(), &file.path, inner.sandbox.policy(), options.config) {
+                Ok(pool) => Ok(Loaded {
+                    runner: Runner::OutOfProcess(pool),
+                    manifest,
+                    sha256: vetting.sha256.clone(),
+                    path: file.path.clone(),
+                    gate: Gate::new(inner.instances_per_plugin),
+                    extism,
+                }),
+                Err(message) => Err(problem(Code::Crash, format!("`{name}` did not start out of process: {message}"))),
+            });
+        }
         Ok(match inner.sandbox.load(file, &options)? {
             Load::Ready(plugin) => {
                 let vetting = plugin.vetting();
@@ -365,7 +409,7 @@ impl Host {
                     return Ok(Err(problem(Code::ManifestInvalid, format!("`{name}` has no manifest"))));
                 };
                 let sha256 = vetting.sha256.clone();
-                Ok(Loaded { plugin, manifest, sha256, path: file.path.clone(), gate: Gate::new(inner.instances_per_plugin), extism })
+                Ok(Loaded { runner: Runner::InProcess(plugin), manifest, sha256, path: file.path.clone(), gate: Gate::new(inner.instances_per_plugin), extism })
             }
             Load::Refused(vetting) => {
                 let first = vetting.findings.iter().find(|f| f.severity == crate::code::Severity::Error);
@@ -420,13 +464,16 @@ impl Host {
         let timeout = self.inner.sandbox.policy().limits.timeout.get();
         let result = match loaded.gate.enter(timeout) {
             None => Err((Code::Busy, format!("all {} instances of `{name}` stayed busy for {timeout:?}", loaded.gate.max))),
-            Some(_permit) => {
-                let outcome = loaded.plugin.call(function, &Input { bytes: input.to_vec(), args: Vec::new() });
-                match outcome.code {
-                    Code::Ok => Ok(outcome.output.unwrap_or_default()),
-                    code => Err((code, outcome.error.unwrap_or_else(|| code.summary().to_string()))),
+            Some(_permit) => match &loaded.runner {
+                Runner::InProcess(plugin) => {
+                    let outcome = plugin.call(function, &Input { bytes: input.to_vec(), args: Vec::new() });
+                    match outcome.code {
+                        Code::Ok => Ok(outcome.output.unwrap_or_default()),
+                        code => Err((code, outcome.error.unwrap_or_else(|| code.summary().to_string()))),
+                    }
                 }
-            }
+                Runner::OutOfProcess(pool) => pool.call(function, input),
+            },
         };
         let duration = started.elapsed();
         let code = result.as_ref().map_or_else(|(code, _)| *code, |_| Code::Ok);

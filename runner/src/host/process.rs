@@ -1,0 +1,251 @@
+//! Out-of-process plugins: a plugin run in a pool of worker processes, each of which loads it
+//! once, compiled without epoch checks (the code runs at native wasm speed), and serves calls
+//! over its pipes. A call that overruns is ended with its process (the worker's own watchdog
+//! answers `timeout` and exits; the host kills what does not answer by the timeout plus a second)
+//! and the worker is replaced at the next call. For compute-heavy plugins; chatty ones stay in
+//! process with epochs. Host functions (closures in the host) and vars shared across instances
+//! are not available out of process: each worker keeps its own vars.
+//!
+//! The protocol (`stockade.plugin-worker/1`), one JSON object a line: the host sends
+//! `{"module", "policy", "config"}` once and gets `{"loaded": true}` or `{"error": "…"}`; then
+//! `{"function", "input"}` (input base64) per call, answered `{"code", "output", "error"}`.
+//! `stockade plugin-worker` is one such worker; a host binary can be its own with
+//! [`serve_plugin`].
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::code::Code;
+use crate::policy::Policy;
+use crate::sandbox::{Allocation, Input, Load, LoadOptions, Sandbox, SandboxOptions};
+use crate::source::PluginFile;
+
+pub const PLUGIN_WORKER_PROTOCOL: &str = "stockade.plugin-worker/1";
+
+/// How to start a worker process: a program and its arguments.
+#[derive(Clone, Debug)]
+pub struct WorkerCommand {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LoadRequest {
+    protocol: String,
+    module: String,
+    policy: serde_json::Value,
+    config: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CallRequest {
+    function: String,
+    input: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Reply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loaded: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// The worker's side: loads the plugin the first line names and serves calls until stdin
+/// closes. A call past its deadline is answered `timeout` by the watchdog, which then ends the
+/// process.
+pub fn serve_plugin(input: impl BufRead, output: impl Write + Send + 'static) -> std::io::Result<()> {
+    let output: Shared = std::sync::Arc::new(Mutex::new(Box::new(output)));
+    let mut lines = input.lines();
+    let Some(first) = lines.next() else { return Ok(()) };
+    let plugin = match load(&first?) {
+        Ok(plugin) => plugin,
+        Err(error) => return reply(&output, &Reply { error: Some(error), ..Reply::default() }),
+    };
+    reply(&output, &Reply { loaded: Some(true), ..Reply::default() })?;
+    for line in lines {
+        let request: CallRequest = match serde_json::from_str(&line?) {
+            Ok(request) => request,
+            Err(e) => {
+                reply(&output, &Reply { code: Some(Code::Trap), error: Some(format!("the request does not parse: {e}")), ..Reply::default() })?;
+                continue;
+            }
+        };
+        let bytes = b64().decode(&request.input).unwrap_or_default();
+        let input = Input { bytes, args: Vec::new() };
+        let watched = std::sync::Arc::clone(&output);
+        let _watchdog = plugin.deadline_by_process().then(|| {
+            plugin.watchdog(&input, move |outcome| {
+                let _ = reply(&watched, &Reply { code: Some(outcome.code), error: outcome.error, ..Reply::default() });
+                std::process::exit(0);
+            })
+        });
+        let outcome = plugin.call(&request.function, &input);
+        drop(_watchdog);
+        let output_b64 = outcome.output.as_deref().map(|o| b64().encode(o));
+        reply(&output, &Reply { code: Some(outcome.code), output: output_b64, error: outcome.error, ..Reply::default() })?;
+    }
+    Ok(())
+}
+
+/// The worker's standard output, shared with its watchdog.
+type Shared = std::sync::Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// One answer, whole, under the lock: the watchdog's and the call's never interleave.
+fn reply(out: &Shared, reply: &Reply) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(reply)?;
+    line.push(b'\n');
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    out.write_all(&line)?;
+    out.flush()
+}
+
+fn load(line: &str) -> Result<crate::sandbox::Plugin, String> {
+    let request: LoadRequest = serde_json::from_str(line).map_err(|e| format!("the load request does not parse: {e}"))?;
+    if request.protocol != PLUGIN_WORKER_PROTOCOL {
+        return Err(format!("protocol `{}`; this worker speaks {PLUGIN_WORKER_PROTOCOL}", request.protocol));
+    }
+    let table: toml::Table = serde_json::from_value(request.policy).map_err(|e| e.to_string())?;
+    let text = toml::to_string(&table).map_err(|e| e.to_string())?;
+    let policy = Policy::from_toml(&text, crate::document::Origin::Builtin("the host's policy")).map_err(|e| e.to_string())?;
+    let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: None, compiler: None, runs_once: false, disposable_process: true };
+    let sandbox = Sandbox::with_options(&policy, &options).map_err(|e| e.to_string())?;
+    let file = PluginFile::read_within(std::path::Path::new(&request.module), policy.limits.module_size.get()).map_err(|e| e.to_string())?;
+    match sandbox.load(&file, &LoadOptions { config: request.config, ..LoadOptions::default() }).map_err(|e| e.to_string())? {
+        Load::Ready(plugin) => Ok(plugin),
+        Load::Refused(vetting) => Err(format!("refused: {}", vetting.findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(", "))),
+        Load::Failed(outcome) => Err(format!("{}: {}", outcome.code, outcome.error.unwrap_or_default())),
+    }
+}
+
+/// One worker process and its pipes.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    replies: mpsc::Receiver<std::io::Result<String>>,
+}
+
+impl Worker {
+    fn send(&mut self, value: &impl Serialize) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(value)?;
+        line.push(b'\n');
+        self.stdin.write_all(&line)?;
+        self.stdin.flush()
+    }
+
+    fn reply(&self, within: Duration) -> Result<Reply, String> {
+        match self.replies.recv_timeout(within) {
+            Ok(Ok(line)) => serde_json::from_str(&line).map_err(|e| format!("the worker's answer does not parse: {e}")),
+            Ok(Err(e)) => Err(format!("the worker's output failed: {e}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err("no answer".into()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err("the worker ended without answering".into()),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The worker processes of one out-of-process plugin.
+pub struct ProcessPool {
+    command: WorkerCommand,
+    load: LoadRequest,
+    timeout: Duration,
+    idle: Mutex<Vec<Worker>>,
+}
+
+/// How long past a call's timeout the host waits for a worker before killing it: the worker's
+/// watchdog answers at the timeout plus 20 ms.
+const HARD_CAP: Duration = Duration::from_secs(1);
+
+impl ProcessPool {
+    /// A pool for the plugin at `module`; starts one worker to check that it loads there.
+    pub fn start(command: WorkerCommand, module: &std::path::Path, policy: &Policy, config: BTreeMap<String, String>) -> Result<ProcessPool, String> {
+        // Through TOML, as a policy file would say it (no nulls for the keys left out).
+        let table = toml::Table::try_from(policy).map_err(|e| e.to_string())?;
+        let policy_json = serde_json::to_value(table).map_err(|e| e.to_string())?;
+        let load = LoadRequest { protocol: PLUGIN_WORKER_PROTOCOL.into(), module: module.display().to_string(), policy: policy_json, config };
+        let pool = ProcessPool { command, load, timeout: policy.limits.timeout.get(), idle: Mutex::new(Vec::new()) };
+        let worker = pool.spawn()?;
+        pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
+        Ok(pool)
+    }
+
+    fn spawn(&self) -> Result<Worker, String> {
+        let mut child = Command::new(&self.command.program)
+            .args(&self.command.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the worker {}: {e}", self.command.program.display()))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (send, replies) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("stockade-plugin-worker".into())
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let failed = line.is_err();
+                    if send.send(line).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let mut worker = Worker { child, stdin, replies };
+        worker.send(&self.load).map_err(|e| format!("the worker would not take the plugin: {e}"))?;
+        // Loading compiles the module: up to the policy's compile timeout.
+        let reply = worker.reply(Duration::from_secs(60))?;
+        match (reply.loaded, reply.error) {
+            (Some(true), _) => Ok(worker),
+            (_, Some(error)) => Err(format!("the worker could not load the plugin: {error}")),
+            _ => Err("the worker answered something else than the load".into()),
+        }
+    }
+
+    /// One call in a worker: an idle one, or a new one. A worker that overran is gone with its
+    /// process; the others go back to the pool.
+    pub fn call(&self, function: &str, input: &[u8]) -> Result<Vec<u8>, (Code, String)> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut worker = match idle {
+            Some(worker) => worker,
+            None => self.spawn().map_err(|e| (Code::Crash, e))?,
+        };
+        let started = Instant::now();
+        worker.send(&CallRequest { function: function.into(), input: b64().encode(input) }).map_err(|e| (Code::Crash, format!("the worker would not take the call: {e}")))?;
+        let reply = match worker.reply(self.timeout + HARD_CAP) {
+            Ok(reply) => reply,
+            Err(why) if started.elapsed() >= self.timeout => {
+                return Err((Code::Timeout, format!("the call ran past its timeout of {:?}; its worker was killed ({why})", self.timeout)));
+            }
+            Err(why) => return Err((Code::Crash, why)),
+        };
+        let code = reply.code.unwrap_or(Code::Crash);
+        if code == Code::Ok {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
+            return Ok(reply.output.and_then(|o| b64().decode(o).ok()).unwrap_or_default());
+        }
+        // After a timeout the worker has ended (its watchdog); after a trap it may be reused,
+        // but a fresh one is cheaper to trust.
+        Err((code, reply.error.unwrap_or_else(|| code.summary().to_string())))
+    }
+}
