@@ -79,6 +79,16 @@ fn calls(c: &mut Criterion) {
     };
     let call_input = Input { bytes: input.clone(), args: Vec::new() };
     group.bench_function("sandbox", |b| b.iter(|| assert_eq!(plugin.call("greet", &call_input).code, stockade::Code::Ok)));
+    // The process boundary's cost: the same call in a worker process (`stockade plugin-worker`).
+    let stockade = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/stockade");
+    if stockade.exists() {
+        let worker = stockade::host::process::WorkerCommand { program: stockade, args: vec!["plugin-worker".into()] };
+        let far = Host::builder(Policy::builtin_default()).out_of_process(&name, worker).build().unwrap();
+        assert_eq!(far.load_dir(dir.path()).unwrap().loaded.len(), 1);
+        group.bench_function("out-of-process", |b| b.iter(|| far.call(&name, "greet", &input).unwrap()));
+    } else {
+        eprintln!("call/out-of-process: build target/release/stockade for this figure");
+    }
     group.finish();
 }
 
