@@ -100,7 +100,35 @@ fn compute(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(compute_benches, compute);
+/// The kernels alone, in this process: the native function against the plugin's call in a
+/// sandbox compiled without epoch checks (what a run's process or an out-of-process worker
+/// runs), so that the whole-process figures can be split into the code and the process.
+fn in_process(c: &mut Criterion) {
+    use stockade::sandbox::{Input, Load, LoadOptions, Sandbox, SandboxOptions};
+    let policy = stockade::Policy::from_toml(
+        "[policy]\nname = \"in-process\"\n[limits]\ntimeout = \"60s\"\ninput = \"64MiB\"\noutput = \"64MiB\"\nmemory = \"1GiB\"\n[engine]\ndeadline = \"process\"\ncompiler = \"cranelift\"\n",
+        stockade::document::Origin::Builtin("the bench policy"),
+    )
+    .unwrap();
+    // This bench process may be ended at a deadline: no call here comes near one.
+    let options = SandboxOptions { disposable_process: true, ..SandboxOptions::default() };
+    let sandbox = Sandbox::with_options(&policy, &options).unwrap();
+    let file = stockade::source::PluginFile::read(&root().join("corpus/guests/compute/compute.wasm")).unwrap();
+    let Load::Ready(plugin) = sandbox.load(&file, &LoadOptions::default()).unwrap() else { panic!("the compute plugin loads") };
+    assert!(plugin.deadline_by_process());
+    let mut group = c.benchmark_group("compute-in-process");
+    group.sample_size(10).measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(1));
+    group.bench_function("mandel/native", |b| b.iter(|| kernels::mandelbrot(MANDEL_SIZE)));
+    let input = Input { bytes: MANDEL_SIZE.to_string().into_bytes(), args: Vec::new() };
+    group.bench_function("mandel/sandbox-no-epochs", |b| b.iter(|| assert_eq!(plugin.call("mandel", &input).code, stockade::Code::Ok)));
+    let ast = kernels::sample_ast(OPTIMIZE_STATEMENTS);
+    group.bench_function("optimize/native", |b| b.iter(|| kernels::optimize_rounds(&ast, OPTIMIZE_ROUNDS)));
+    let input = Input { bytes: format!("{OPTIMIZE_ROUNDS}\n{ast}").into_bytes(), args: Vec::new() };
+    group.bench_function("optimize/sandbox-no-epochs", |b| b.iter(|| assert_eq!(plugin.call("optimize", &input).code, stockade::Code::Ok)));
+    group.finish();
+}
+
+criterion_group!(compute_benches, compute, in_process);
 
 fn main() {
     if let Some(kernel) = std::env::var_os(NATIVE) {
