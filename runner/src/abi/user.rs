@@ -75,9 +75,19 @@ pub fn add_to_linker<T: KernelHost>(
         let label = name.clone();
         linker.func_wrap(EXTISM_USER, name, move |mut caller: Caller<'_, T>, input: i64| -> wasmtime::Result<i64> {
             let kernel = caller.data_mut().kernel_mut();
-            let bytes = if input == 0 { Vec::new() } else { kernel.memory.block(input as u64).map_err(wasmtime::Error::new)?.to_vec() };
-            let held = bytes.len() as u64;
+            // Charged before it is copied: a copy over the budget is never made.
+            let held = if input == 0 { 0 } else { kernel.memory.length(input as u64) };
             kernel.budget.charge(held, "a host function's input").map_err(wasmtime::Error::new)?;
+            let bytes = match input {
+                0 => Vec::new(),
+                handle => match kernel.memory.block(handle as u64) {
+                    Ok(block) => block.to_vec(),
+                    Err(fault) => {
+                        kernel.budget.release(held);
+                        return Err(wasmtime::Error::new(fault));
+                    }
+                },
+            };
             let now = Instant::now();
             let call = HostCall { remaining: kernel.deadline.saturating_duration_since(now), memory_available: kernel.budget.available() };
             if call.remaining.is_zero() {

@@ -51,17 +51,8 @@ pub fn vet_all(paths: &[PathBuf], policy: &Policy, host_version: &semver::Versio
         let vetting = vet::vet(&file, &options)?;
         let origin = path.display().to_string();
         let name = vetting.manifest.manifest().map(|m| m.name.clone()).unwrap_or_else(|| fallback_name(path));
-        let errors: Vec<_> = vetting.findings.iter().filter(|f| f.severity == Severity::Error).collect();
-        if let Some(first) = errors.first() {
-            let codes: Vec<String> = errors.iter().map(|f| format!("`{}`", f.code)).collect();
-            refused.push(Refused {
-                name: name.clone(),
-                problem: Problem {
-                    code: first.code,
-                    message: format!("`{name}` ({origin}) was refused by vetting: {}; first: {}", codes.join(", "), first.message),
-                    plugins: vec![name],
-                },
-            });
+        if let Some(problem) = refusal(&name, &origin, &vetting) {
+            refused.push(Refused { name, problem });
             continue;
         }
         match vetting.manifest.manifest().cloned() {
@@ -77,6 +68,19 @@ pub fn vet_all(paths: &[PathBuf], policy: &Policy, host_version: &semver::Versio
         }
     }
     Ok((candidates, refused))
+}
+
+/// Why vetting refused the plugin `name` (from `origin`), if it did: one problem with the first
+/// error's code, naming every error code. The host's loading and reloading both say it so.
+pub fn refusal(name: &str, origin: &str, vetting: &Vetting) -> Option<Problem> {
+    let errors: Vec<_> = vetting.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    let first = errors.first()?;
+    let codes: Vec<String> = errors.iter().map(|f| format!("`{}`", f.code)).collect();
+    Some(Problem {
+        code: first.code,
+        message: format!("`{name}` ({origin}) was refused by vetting: {}; first: {}", codes.join(", "), first.message),
+        plugins: vec![name.to_string()],
+    })
 }
 
 /// A plugin without a manifest is named after its directory (`name/plugin.wasm`) or its file.

@@ -296,7 +296,7 @@ impl Host {
     pub fn load_files(&self, paths: &[PathBuf]) -> Result<LoadReport, HostError> {
         let inner = &self.inner;
         let (fresh, refused) = discover::vet_all(paths, inner.sandbox.policy(), &inner.host_version)?;
-        let loaded_before: Vec<Candidate> = self.current().into_iter().map(|(_, l)| Candidate { origin: l.path.display().to_string(), manifest: l.manifest.clone() }).collect();
+        let loaded_before = self.candidates(None);
         let mut candidates = loaded_before.clone();
         candidates.extend(fresh.iter().map(|(c, _)| c.clone()));
         let plan = plan::plan(&candidates, &refused);
@@ -309,7 +309,7 @@ impl Host {
                 continue;
             }
             let Some(vetted) = by_name.remove(name) else { continue };
-            match self.compile(&vetted.file, name, None)? {
+            match self.compile(&vetted.file, vetted.vetting, name, None)? {
                 Ok(loaded) => {
                     inner.plugins.write().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), Arc::new(ArcSwap::from_pointee(loaded)));
                     order.push(name.clone());
@@ -331,18 +331,21 @@ impl Host {
         let file = PluginFile::read_within(&mapping.module, inner.sandbox.policy().limits.module_size.get())?;
         let name = mapping.manifest.name.clone();
         let mut report = LoadReport::default();
-        if let Err(problems) = self.vet_for(&file, &name, Some(&mapping)) {
-            report.problems = problems;
-            return Ok(report);
-        }
-        let mut candidates: Vec<Candidate> = self.current().into_iter().map(|(_, l)| Candidate { origin: l.path.display().to_string(), manifest: l.manifest.clone() }).collect();
+        let vetting = match self.vet_for(&file, &name, Some(&mapping)) {
+            Ok(vetting) => vetting,
+            Err(problems) => {
+                report.problems = problems;
+                return Ok(report);
+            }
+        };
+        let mut candidates = self.candidates(None);
         candidates.push(Candidate { origin: manifest.display().to_string(), manifest: mapping.manifest.clone() });
         let plan = plan::plan(&candidates, &[]);
         report.problems = plan.problems.into_iter().filter(|p| p.plugins.contains(&name)).collect();
         if !plan.order.contains(&name) {
             return Ok(report);
         }
-        match self.compile(&file, &name, Some(Arc::clone(&mapping)))? {
+        match self.compile(&file, vetting, &name, Some(Arc::clone(&mapping)))? {
             Ok(loaded) => {
                 inner.plugins.write().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), Arc::new(ArcSwap::from_pointee(loaded)));
                 *inner.order.write().unwrap_or_else(|p| p.into_inner()) = plan.order;
@@ -358,31 +361,42 @@ impl Host {
         let inner = &self.inner;
         let mut options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..crate::vet::VetOptions::new(inner.sandbox.policy()) };
         options.given_manifest = extism.map(|m| (&m.manifest, &m.origin));
-        let problem = |code: Code, message: String| Problem { code, message, plugins: vec![name.to_string()] };
-        let vetting = crate::vet::vet(file, &options).map_err(|e| vec![problem(Code::Invalid, e.to_string())])?;
-        let errors: Vec<Problem> =
-            vetting.findings.iter().filter(|f| f.severity == crate::code::Severity::Error).map(|f| problem(f.code, f.message.clone())).collect();
-        if errors.is_empty() { Ok(vetting) } else { Err(errors) }
+        let vetting = crate::vet::vet(file, &options)
+            .map_err(|e| vec![Problem { code: Code::Invalid, message: e.to_string(), plugins: vec![name.to_string()] }])?;
+        match discover::refusal(name, &file.path.display().to_string(), &vetting) {
+            Some(problem) => Err(vec![problem]),
+            None => Ok(vetting),
+        }
     }
 
-    /// Compiles and links one vetted plugin file, the plugin `name`.
-    fn compile(&self, file: &PluginFile, name: &str, extism: Option<Arc<extism_manifest::ExtismMapping>>) -> Result<Result<Loaded, Problem>, HostError> {
+    /// The plugins loaded now (all but `except`), as the planner takes them.
+    fn candidates(&self, except: Option<&str>) -> Vec<Candidate> {
+        self.current()
+            .into_iter()
+            .filter(|(name, _)| Some(name.as_str()) != except)
+            .map(|(_, l)| Candidate { origin: l.path.display().to_string(), manifest: l.manifest.clone() })
+            .collect()
+    }
+
+    /// Compiles and links one plugin file that [`Host::vet_for`] or [`discover::vet_all`]
+    /// passed (`vetting`), the plugin `name`.
+    fn compile(
+        &self,
+        file: &PluginFile,
+        vetting: crate::vet::Vetting,
+        name: &str,
+        extism: Option<Arc<extism_manifest::ExtismMapping>>,
+    ) -> Result<Result<Loaded, Problem>, HostError> {
         let inner = &self.inner;
         let mut config = extism.as_ref().map(|m| m.config.clone()).unwrap_or_default();
         config.extend(inner.config.get(name).cloned().unwrap_or_default());
         let options = LoadOptions {
             config,
             host_functions: inner.functions.clone(),
-            given_manifest: extism.as_ref().map(|m| (m.manifest.clone(), m.origin.clone())),
-            host_api: Some(inner.host_version.clone()),
             ..LoadOptions::default()
         };
         let problem = |code: Code, message: String| Problem { code, message, plugins: vec![name.to_string()] };
         if let Some(worker) = inner.out_of_process.get(name) {
-            let vetting = match self.vet_for(file, name, extism.as_deref()) {
-                Ok(vetting) => vetting,
-                Err(mut problems) => return Ok(Err(problems.remove(0))),
-            };
             let Some(manifest) = vetting.manifest.manifest().cloned() else {
                 return Ok(Err(problem(Code::ManifestInvalid, format!("`{name}` has no manifest"))));
             };
@@ -402,7 +416,7 @@ impl Host {
                 Err(message) => Err(problem(Code::Crash, format!("`{name}` did not start out of process: {message}"))),
             });
         }
-        Ok(match inner.sandbox.load(file, &options)? {
+        Ok(match inner.sandbox.load_vetted(file, vetting, &options)? {
             Load::Ready(plugin) => {
                 let vetting = plugin.vetting();
                 let Some(manifest) = vetting.manifest.manifest().cloned() else {
@@ -581,18 +595,13 @@ impl Host {
             return Err(refused(vec![Problem { code: Code::Conflict, message, plugins: vec![plugin.to_string(), manifest.name] }]));
         }
         // The set as it would be: every plugin must still load, in some order.
-        let mut candidates: Vec<Candidate> = self
-            .current()
-            .into_iter()
-            .filter(|(name, _)| name != plugin)
-            .map(|(_, l)| Candidate { origin: l.path.display().to_string(), manifest: l.manifest.clone() })
-            .collect();
+        let mut candidates = self.candidates(Some(plugin));
         candidates.push(Candidate { origin: file.path.display().to_string(), manifest });
         let plan = plan::plan(&candidates, &[]);
         if !plan.problems.is_empty() {
             return Err(refused(plan.problems));
         }
-        let loaded = match self.compile(file, plugin, extism) {
+        let loaded = match self.compile(file, vetting, plugin, extism) {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(problem)) => return Err(refused(vec![problem])),
             Err(error) => {

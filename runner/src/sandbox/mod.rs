@@ -206,11 +206,13 @@ impl Sandbox {
     pub fn load(&self, file: &PluginFile, options: &LoadOptions) -> Result<Load, SandboxError> {
         let mut vet_options = VetOptions::new(&self.policy);
         vet_options.manifest = options.manifest.as_deref();
-        vet_options.given_manifest = options.given_manifest.as_ref().map(|(m, o)| (m, o));
-        if let Some(version) = &options.host_api {
-            vet_options.host_api = version.clone();
-        }
         let vetting = vet::vet(file, &vet_options)?;
+        self.load_vetted(file, vetting, options)
+    }
+
+    /// [`Sandbox::load`] of a file the caller has just vetted under this sandbox's policy (a
+    /// host vets with its own API version and manifests before it plans): not vetted twice.
+    pub fn load_vetted(&self, file: &PluginFile, vetting: Vetting, options: &LoadOptions) -> Result<Load, SandboxError> {
         if vetting.verdict() == vet::Verdict::Fail && !options.skip_static_check {
             return Ok(Load::Refused(Box::new(vetting)));
         }
@@ -319,11 +321,6 @@ pub struct LoadOptions {
     pub instance_reuse: Option<InstanceReuse>,
     /// Functions the host project registered, linked for the `host:NAME` capabilities granted.
     pub host_functions: crate::abi::user::HostFunctions,
-    /// A manifest the host holds (see [`VetOptions::given_manifest`]).
-    pub given_manifest: Option<(crate::manifest::Manifest, crate::document::Origin)>,
-    /// The host API version the manifest's `host` range is checked against (default: this
-    /// build's).
-    pub host_api: Option<semver::Version>,
 }
 
 /// How exports are called.

@@ -403,15 +403,19 @@ impl TrustedSigners {
         // The hint picks the key; a key it names that does not verify the bundle means the
         // bundle or the file changed. Keys it does not name are tried too (other tools write
         // other hints, or none), but their failures say nothing.
-        let (named, others): (Vec<&TrustedKey>, Vec<&TrustedKey>) = self.keys.iter().partition(|k| !id.hint.is_empty() && k.hint == id.hint);
-        let expect = |key: &TrustedKey| Expectation { key: Some(key.key.clone()), ..Expectation::default() };
+        let named = |k: &&TrustedKey| !id.hint.is_empty() && k.hint == id.hint;
+        let verify = |key: &TrustedKey| {
+            super::verify_bundle(artifact, json, &Expectation { key: Some(key.key.clone()), ..Expectation::default() }, self.trust())
+        };
         let mut named_failure = None;
-        for key in named.iter().chain(&others) {
-            match super::verify_bundle(artifact, json, &expect(key), self.trust()) {
+        for key in self.keys.iter().filter(named) {
+            match verify(key) {
                 Ok(verified) => return FileVerdict::Verified(verified),
-                Err(refusal) if named_failure.is_none() && named.iter().any(|k| std::ptr::eq(*k, *key)) => named_failure = Some(refusal),
-                Err(_) => {}
+                Err(refusal) => named_failure = named_failure.or(Some(refusal)),
             }
+        }
+        if let Some(verified) = self.keys.iter().filter(|k| !named(k)).find_map(|key| verify(key).ok()) {
+            return FileVerdict::Verified(verified);
         }
         match named_failure {
             Some(refusal) => invalid(refusal.to_string()),
