@@ -451,8 +451,18 @@ fn an_oversized_module_is_refused_without_being_read_into_memory() {
     let path = dir.path().join("huge.wasm");
     // Sparse: 256 MiB long, nothing on disk; the default policy allows 20 MiB.
     std::fs::File::create(&path).unwrap().set_len(256 << 20).unwrap();
+    let (status, text, peak_bytes) = vet_measured_from_outside(&[path.to_str().unwrap()]);
+    assert_eq!(status, 1, "{text}");
+    assert!(text.contains("module-too-large"), "{text}");
+    assert!(peak_bytes < 100 << 20, "peak RSS {peak_bytes} bytes vetting a 256 MiB file");
+}
+
+/// `stockade vet --format json ARGS…` in a child: its exit status, its output and its peak RSS
+/// as the kernel counts it (wait4), not as Stockade does.
+fn vet_measured_from_outside(args: &[&str]) -> (i32, String, u64) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
-        .args(["vet", "--format", "json", path.to_str().unwrap()])
+        .args(["vet", "--format", "json"])
+        .args(args)
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -464,10 +474,25 @@ fn an_oversized_module_is_refused_without_being_read_into_memory() {
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
     // SAFETY: waits for the child spawned above, whose handle was consumed without waiting.
     assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    assert_eq!(libc::WEXITSTATUS(status), 1, "{text}");
-    assert!(text.contains("module-too-large"), "{text}");
-    let peak_bytes = usage.ru_maxrss as u64 * 1024;
-    assert!(peak_bytes < 100 << 20, "peak RSS {peak_bytes} bytes vetting a 256 MiB file");
+    (libc::WEXITSTATUS(status), text, usage.ru_maxrss as u64 * 1024)
+}
+
+/// A signature file is the plugin's own artifact: one of 1 GiB beside the module is refused
+/// after its first MiB, not read whole (the process's peak RSS, from outside).
+#[test]
+fn an_oversized_signature_file_is_refused_without_being_read_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("plugin.wat");
+    std::fs::write(&module, "(module)").unwrap();
+    std::fs::File::create(dir.path().join("plugin.wat.sigstore.json")).unwrap().set_len(1 << 30).unwrap();
+    let key = dir.path().join("registry.pub");
+    std::fs::write(&key, stockade::signature::generate_key_pair().unwrap().1).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[policy]\nname = \"p\"\n[signatures]\nrequired = true\n[signatures.signers]\nanyOf = [{ pubKey = { key = \"registry.pub\" } }]\n").unwrap();
+    let (status, text, peak_bytes) = vet_measured_from_outside(&["--policy", policy.to_str().unwrap(), module.to_str().unwrap()]);
+    assert_eq!(status, 1, "{text}");
+    assert!(text.contains("signature-invalid") && text.contains("over 1048576 bytes"), "{text}");
+    assert!(peak_bytes < 100 << 20, "peak RSS {peak_bytes} bytes beside a 1 GiB signature file");
 }
 
 /// Where the process is the boundary (`stockade run`, `engine.deadline` auto or "process"), the
