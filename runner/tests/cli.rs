@@ -459,6 +459,7 @@ fn an_oversized_module_is_refused_without_being_read_into_memory() {
 
 /// `stockade vet --format json ARGS…` in a child: its exit status, its output and its peak RSS
 /// as the kernel counts it (wait4), not as Stockade does.
+#[allow(clippy::zombie_processes, reason = "reaped by wait4, which std's Child cannot give the rusage of")]
 fn vet_measured_from_outside(args: &[&str]) -> (i32, String, u64) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
         .args(["vet", "--format", "json"])
