@@ -4,7 +4,7 @@
 //! checked once more with every feature on, to tell a denied feature (`feature-denied`) from
 //! a broken module (`malformed` when it does not decode, `invalid` when it does not validate).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmparser::{
     BinaryReaderError, Encoding, ExternalKind, FuncToValidate, FuncValidatorAllocations, Parser, Payload, TypeRef,
     ValidPayload, Validator, ValidatorResources, WasmFeatures,
@@ -338,14 +338,33 @@ impl From<(Fault, BinaryReaderError)> for PassError {
     }
 }
 
+/// What validating a module's function bodies found: each body's compile cost (control-flow
+/// units, most `br_table` targets) in module order, and whether any uses an operator Winch
+/// does not compile. The same for the same bytes under the same features, so a store that can
+/// prove it kept this itself (the compiled-module cache) can hand it back and spare a later
+/// load the validation of every body, most of a cached run's decoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatedBodies {
+    pub costs: Vec<(u64, u32)>,
+    pub beyond_winch: bool,
+}
+
 /// Decodes, validates and analyses `bytes` (a binary module or component) under `features`,
 /// with the loader's own caps on per-entry sections.
 pub fn analyze(bytes: &[u8], features: &FeatureSet) -> Result<Analysis, Rejection> {
-    analyze_within(bytes, features, &SectionCaps::default())
+    analyze_within(bytes, features, &SectionCaps::default(), None)
 }
 
-/// [`analyze`] with a policy's caps on types, imports and exports.
-pub fn analyze_within(bytes: &[u8], features: &FeatureSet, caps: &SectionCaps) -> Result<Analysis, Rejection> {
+/// [`analyze`] with a policy's caps on types, imports and exports. With `validated`, what an
+/// earlier validation of these very bytes under these features found, the function bodies
+/// are not validated again (the sections still are); when it does not fit the module (another
+/// number of bodies), they are.
+pub fn analyze_within(
+    bytes: &[u8],
+    features: &FeatureSet,
+    caps: &SectionCaps,
+    validated: Option<&ValidatedBodies>,
+) -> Result<Analysis, Rejection> {
     if !bytes.starts_with(b"\0asm") {
         let found = &bytes[..bytes.len().min(4)];
         return Err(Rejection::malformed(
@@ -354,6 +373,15 @@ pub fn analyze_within(bytes: &[u8], features: &FeatureSet, caps: &SectionCaps) -
         ));
     }
     let allowed = features.wasm_features();
+    if let Some(validated) = validated {
+        let mut bodies = 0;
+        match parse(bytes, allowed, caps, |_, _| bodies += 1) {
+            Ok(collector) if bodies == validated.costs.len() => return Ok(apply(collector, validated.clone())),
+            // Sections that no longer validate, or a memo that does not fit: the full pass
+            // below finds what is wrong.
+            _ => {}
+        }
+    }
     let error = match pass(bytes, allowed, caps) {
         Ok(analysis) => return Ok(analysis),
         Err(PassError::Limit { code, offset, message }) => return Err(Rejection::Limit { code, offset, message }),
@@ -480,16 +508,23 @@ fn validate_body(
 /// The analysis, with what each body asks of the compiler; the error is the first body's in
 /// module order, whichever thread found it.
 fn finish(collector: Collector, counts: Vec<Result<ControlFlow, BinaryReaderError>>) -> Result<Analysis, PassError> {
-    let mut analysis = collector.analysis.expect("a module that validates starts with a version header");
-    for (i, counts) in counts.into_iter().enumerate() {
+    let mut validated = ValidatedBodies { costs: Vec::with_capacity(counts.len()), beyond_winch: false };
+    for counts in counts {
         let counts = counts.map_err(|e| PassError::from((Fault::Validate, e)))?;
-        analysis.beyond_winch |= counts.beyond_winch;
-        if let Some(recorded) = analysis.bodies.get_mut(i) {
-            recorded.control_flow = counts.total();
-            recorded.max_br_table_targets = counts.max_br_table_targets;
-        }
+        validated.beyond_winch |= counts.beyond_winch;
+        validated.costs.push((counts.total(), counts.max_br_table_targets));
     }
-    Ok(analysis)
+    Ok(apply(collector, validated))
+}
+
+fn apply(collector: Collector, validated: ValidatedBodies) -> Analysis {
+    let mut analysis = collector.analysis.expect("a module that validates starts with a version header");
+    analysis.beyond_winch = validated.beyond_winch;
+    for (recorded, (control_flow, max_br_table_targets)) in analysis.bodies.iter_mut().zip(validated.costs) {
+        recorded.control_flow = control_flow;
+        recorded.max_br_table_targets = max_br_table_targets;
+    }
+    analysis
 }
 
 /// Builds the [`Analysis`] from the payload stream. Nested modules and components are seen
@@ -736,7 +771,14 @@ impl Analysis {
         }
     }
 
-    /// The plugin ABIs the module's imports belong to.
+    /// What validating the bodies found, for [`analyze_within`] to be handed back.
+    pub fn validated_bodies(&self) -> ValidatedBodies {
+        ValidatedBodies {
+            costs: self.bodies.iter().map(|b| (b.control_flow, b.max_br_table_targets)).collect(),
+            beyond_winch: self.beyond_winch,
+        }
+    }
+
     /// Whether Winch can compile this module: a core module whose bodies use only what it
     /// compiles. (Types and sections of other proposals are caught by the Winch engine's own
     /// validation, and the module then goes to Cranelift.)
@@ -744,6 +786,7 @@ impl Analysis {
         self.kind == ModuleKind::Module && !self.beyond_winch
     }
 
+    /// The plugin ABIs the module's imports belong to.
     pub fn abis(&self) -> Vec<Abi> {
         let mut abis: Vec<Abi> = Vec::new();
         for abi in self.imports.iter().filter_map(|i| i.abi) {
@@ -822,5 +865,29 @@ mod tests {
         invalid[at] = 0x42;
         let err = analyze(&invalid, &FeatureSet::default()).unwrap_err();
         assert!(matches!(err, Rejection::Invalid { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn validation_handed_back_replaces_only_the_bodies_pass() {
+        let bytes = wat("(module (func (export \"a\") (loop (loop nop))) (func (block nop)))");
+        let features = FeatureSet::default();
+        let caps = SectionCaps::default();
+        let full = analyze(&bytes, &features).unwrap();
+        let validated = full.validated_bodies();
+        assert_eq!(validated.costs.len(), 2);
+        assert_eq!(analyze_within(&bytes, &features, &caps, Some(&validated)).unwrap(), full);
+        // What is handed back is taken as the bodies' costs: it is the memo's keeper that
+        // vouches for it (see `vet::ValidationMemo`).
+        let other = ValidatedBodies { costs: vec![(7, 1), (9, 2)], beyond_winch: true };
+        let taken = analyze_within(&bytes, &features, &caps, Some(&other)).unwrap();
+        assert_eq!((taken.bodies[1].control_flow, taken.bodies[1].max_br_table_targets, taken.beyond_winch), (9, 2, true));
+        // One that does not fit the module is ignored.
+        let short = ValidatedBodies { costs: vec![(7, 1)], beyond_winch: true };
+        assert_eq!(analyze_within(&bytes, &features, &caps, Some(&short)).unwrap(), full);
+        // Sections are still validated: a broken type section is refused whatever is handed back.
+        let mut broken = bytes.clone();
+        let form = bytes.iter().position(|&b| b == 0x60).unwrap(); // the first func type's form
+        broken[form] = 0x7f;
+        assert!(analyze_within(&broken, &features, &caps, Some(&validated)).is_err());
     }
 }

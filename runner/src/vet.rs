@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::analyze::{self, Analysis, Import, Rejection};
+use crate::analyze::{self, Analysis, Import, Rejection, ValidatedBodies};
 use crate::capability::{self, Family, ImportClass, Need};
 use crate::code::{Code, Severity};
 use crate::document::{DocumentError, Origin};
@@ -111,6 +111,15 @@ impl Vetting {
     }
 }
 
+/// Keeps what validating a module's bodies found, by the module's digest and the features it
+/// was validated under, for a later vetting of the same bytes. Only a store that can prove it
+/// wrote what it hands back may implement this (the compiled-module cache, under its private
+/// key): what it recalls stands in for validating every function body.
+pub trait ValidationMemo: std::fmt::Debug + Sync {
+    fn recall(&self, sha256: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies>;
+    fn record(&self, sha256: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies);
+}
+
 /// How to vet.
 #[derive(Clone, Debug)]
 pub struct VetOptions<'a> {
@@ -121,11 +130,13 @@ pub struct VetOptions<'a> {
     /// A manifest the host already holds (mapped from an Extism manifest), with where it came
     /// from: before everything else.
     pub given_manifest: Option<(&'a Manifest, &'a Origin)>,
+    /// Where bodies validated before are remembered (a cached run); `None` validates them all.
+    pub memo: Option<&'a dyn ValidationMemo>,
 }
 
 impl<'a> VetOptions<'a> {
     pub fn new(policy: &'a Policy) -> VetOptions<'a> {
-        VetOptions { policy, host_api: HOST_API_VERSION, manifest: None, given_manifest: None }
+        VetOptions { policy, host_api: HOST_API_VERSION, manifest: None, given_manifest: None, memo: None }
     }
 }
 
@@ -215,10 +226,15 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     // The digest does not depend on the analysis, so a large module is hashed on another core
     // meanwhile. Below the threshold the hand-off costs more than it saves (measured with
     // benches/vet: a 55 KB module went from 1.22x to 1.39x of bare validation).
-    let (sha256, analysis) = if file.bytes().len() >= PARALLEL_HASH_MIN_BYTES {
-        rayon::join(|| file.sha256(), || decode(file, policy, &mut findings))
+    // With a memo the digest comes first, since it is the memo's key.
+    let (sha256, analysis) = if let Some(memo) = options.memo {
+        let sha256 = file.sha256();
+        let analysis = decode(file, policy, Some((memo, &sha256)), &mut findings);
+        (sha256, analysis)
+    } else if file.bytes().len() >= PARALLEL_HASH_MIN_BYTES {
+        rayon::join(|| file.sha256(), || decode(file, policy, None, &mut findings))
     } else {
-        (file.sha256(), decode(file, policy, &mut findings))
+        (file.sha256(), decode(file, policy, None, &mut findings))
     };
     vetting.sha256 = sha256;
     vetting.analysis = analysis;
@@ -257,10 +273,26 @@ fn manifest_origin(status: &ManifestStatus) -> &Origin {
     }
 }
 
-fn decode(file: &PluginFile, policy: &Policy, findings: &mut Findings<'_>) -> Option<Analysis> {
+fn decode(
+    file: &PluginFile,
+    policy: &Policy,
+    memo: Option<(&dyn ValidationMemo, &str)>,
+    findings: &mut Findings<'_>,
+) -> Option<Analysis> {
     let caps = analyze::SectionCaps { types: policy.limits.types, imports: policy.limits.imports, exports: policy.limits.exports };
-    let rejection = match file.binary().and_then(|bytes| analyze::analyze_within(&bytes, &policy.features, &caps)) {
-        Ok(analysis) => return Some(analysis),
+    let features = policy.features.wasm_features();
+    let recalled = memo.and_then(|(memo, sha256)| memo.recall(sha256, features));
+    let analyzed = file.binary().and_then(|bytes| analyze::analyze_within(&bytes, &policy.features, &caps, recalled.as_ref()));
+    let rejection = match analyzed {
+        Ok(analysis) => {
+            if let Some((memo, sha256)) = memo {
+                let validated = analysis.validated_bodies();
+                if recalled.as_ref() != Some(&validated) {
+                    memo.record(sha256, features, &validated);
+                }
+            }
+            return Some(analysis);
+        }
         Err(rejection) => rejection,
     };
     match rejection {

@@ -294,6 +294,69 @@ fn run_caches_cranelifts_code_and_trusts_only_what_it_wrote() {
     assert_eq!(code(&out), 2, "the two contradict each other");
 }
 
+fn memos(cache: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cache) else { return Vec::new() };
+    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "validated")).collect()
+}
+
+/// A cached run takes the bodies' validation from the cache's memo; the vetting must be the one
+/// a full validation gives, and a memo the cache did not write must never stand in for one.
+#[test]
+fn a_cached_run_reuses_only_validation_the_cache_itself_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    // Two bodies over a tight compile-cost limit, so the memo's counts decide findings.
+    let heavy = dir.path().join("heavy.wat");
+    std::fs::write(&heavy, r#"(module
+        (func (export "a") (result i32) (loop (loop (loop (nop)))) (i32.const 1))
+        (func (export "b") (result i32) (block (block (nop))) (i32.const 2)))"#).unwrap();
+    let policy = dir.path().join("tight.toml");
+    let text = stockade::policy::DEFAULT_POLICY_TOML.replace("function-control-flow = 8000", "function-control-flow = 5");
+    assert!(text.contains("function-control-flow = 5 "));
+    std::fs::write(&policy, text).unwrap();
+    let run = |module: &Path| {
+        let out = stockade(&["run", module.to_str().unwrap(), "--call", "b", "--format", "json", "--compiler", "cranelift",
+            "--cache-dir", cache_arg, "--policy", policy.to_str().unwrap()]);
+        (code(&out), serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out))))
+    };
+    let full = stockade(&["vet", heavy.to_str().unwrap(), "--format", "json", "--policy", policy.to_str().unwrap()]);
+    let full: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    let (first_code, first) = run(&heavy);
+    assert_eq!(first_code, 1, "function a is over the limit: {first}");
+    assert_eq!(memos(&cache).len(), 1, "the first run records its validation");
+    let (second_code, second) = run(&heavy);
+    assert_eq!((second_code, &second), (first_code, &first), "the memo gives the same vetting");
+    assert_eq!(second["findings"], full["findings"], "and the one `vet` gives: {second}");
+
+    // A memo whose bytes changed is not believed: the bodies are validated again (and the memo
+    // written afresh), with the same result.
+    let memo = memos(&cache).remove(0);
+    let mut bytes = std::fs::read(&memo).unwrap();
+    let cost = bytes.windows(2).position(|w| w == b"[[").unwrap() + 2;
+    bytes[cost] = if bytes[cost] == b'1' { b'2' } else { b'1' };
+    std::fs::write(&memo, &bytes).unwrap();
+    let (tampered_code, tampered) = run(&heavy);
+    assert_eq!((tampered_code, &tampered), (first_code, &first));
+    assert_ne!(std::fs::read(&memo).unwrap(), bytes, "rewritten");
+
+    // A body that does not validate, with a good module's memo planted under its digest: the
+    // memo names the module it was written for, so the broken one is still refused as invalid.
+    let broken = dir.path().join("broken.wasm");
+    let mut wasm = stockade::source::wat_to_wasm(r#"(module (func (export "b") (result i32) (i32.const 2)))"#).unwrap();
+    let at = wasm.windows(2).rposition(|w| w == [0x41, 0x02]).unwrap();
+    wasm[at] = 0x42; // i32.const 2 becomes i64.const 2: the body's result type no longer fits
+    std::fs::write(&broken, &wasm).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+    let name = memo.file_name().unwrap().to_str().unwrap();
+    let planted = cache.join(format!("{digest}{}", &name[64..]));
+    std::fs::copy(&memo, &planted).unwrap();
+    let (broken_code, broken) = run(&broken);
+    assert_eq!(broken_code, 1);
+    let codes: Vec<_> = broken["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect();
+    assert_eq!(codes, ["invalid"], "{broken}");
+}
+
 #[test]
 fn a_cold_run_uses_winch_and_leaves_cranelifts_code_for_the_next() {
     let dir = tempfile::tempdir().unwrap();

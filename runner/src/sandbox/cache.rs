@@ -15,9 +15,18 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
+use crate::analyze::ValidatedBodies;
+use crate::vet::ValidationMemo;
+
 type HmacSha256 = Hmac<Sha256>;
 const KEY_FILE: &str = "key";
 const MAC_LEN: usize = 32;
+/// Compiled modules' file extension.
+const ARTIFACT: &str = "cwasm";
+/// Validation memos' file extension.
+const MEMO: &str = "validated";
+/// Bumped whenever what [`ValidatedBodies`] holds, or how a body's cost is counted, changes.
+const MEMO_FORMAT: u32 = 1;
 
 /// Feeds `Hash` output into SHA-256, so the engine hash is the same in every process.
 struct Sha256Hasher(Sha256);
@@ -111,17 +120,25 @@ impl DiskCache {
     }
 
     fn file_name(&self, sha256: &str) -> String {
-        format!("{sha256}-{}.cwasm", self.engine_hash)
+        format!("{sha256}-{}.{ARTIFACT}", self.engine_hash)
     }
 
-    /// Removes the least recently used artifacts until the directory holds at most
+    /// The validation memo's file for a module under a feature set. Its name binds this
+    /// build's version and the memo's format: what counts as a body's cost may change
+    /// between versions, never between runs of one.
+    fn memo_name(sha256: &str, features: wasmparser::WasmFeatures) -> String {
+        let version = env!("CARGO_PKG_VERSION");
+        format!("{sha256}-{:016x}-{version}-{MEMO_FORMAT}.{MEMO}", features.bits())
+    }
+
+    /// Removes the least recently used artifacts (and validation memos) until the directory holds at most
     /// `max_bytes` of them.
     fn evict(&self) -> std::io::Result<()> {
         let mut artifacts = Vec::new();
         let mut total = 0u64;
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
-            if entry.path().extension().is_none_or(|x| x != "cwasm") {
+            if entry.path().extension().is_none_or(|x| x != ARTIFACT && x != MEMO) {
                 continue;
             }
             let meta = entry.metadata()?;
@@ -188,5 +205,27 @@ impl DiskCache {
         mac.update(payload);
         let tag = mac.finalize().into_bytes();
         crate::atomic::write(&self.dir.join(name), &[&tag, payload], crate::atomic::Kind::Cache)
+    }
+}
+
+impl std::fmt::Debug for DiskCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskCache").field("dir", &self.dir).field("engine_hash", &self.engine_hash).finish_non_exhaustive()
+    }
+}
+
+/// Kept beside the compiled modules and under the same key: a memo is trusted exactly as far
+/// as an artifact is (anyone who could forge one could forge native code for the other).
+impl ValidationMemo for DiskCache {
+    fn recall(&self, sha256: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies> {
+        let file = self.map_verified(&DiskCache::memo_name(sha256, features))?;
+        serde_json::from_slice(&file[MAC_LEN..]).ok()
+    }
+
+    fn record(&self, sha256: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies) {
+        let Ok(bytes) = serde_json::to_vec(validated) else { return };
+        if let Err(error) = self.write_signed(&DiskCache::memo_name(sha256, features), &bytes) {
+            tracing::warn!("cannot write the validation memo: {error}");
+        }
     }
 }

@@ -206,6 +206,7 @@ impl Sandbox {
     pub fn load(&self, file: &PluginFile, options: &LoadOptions) -> Result<Load, SandboxError> {
         let mut vet_options = VetOptions::new(&self.policy);
         vet_options.manifest = options.manifest.as_deref();
+        vet_options.memo = self.disk.as_ref().map(|disk| disk as &dyn vet::ValidationMemo);
         let vetting = vet::vet(file, &vet_options)?;
         self.load_vetted(file, vetting, options)
     }
