@@ -22,10 +22,15 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_TOOL_ERROR);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STOCKADE_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    // The command's own diagnostics are its output; tracing is for `STOCKADE_LOG=...` (the
+    // CLI emits nothing at the error level a filter would pass by default). Setting up a
+    // subscriber is a measurable part of a cached `run`, so it is done only when asked for.
+    if std::env::var_os("STOCKADE_LOG").is_some_and(|v| !v.is_empty()) {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("STOCKADE_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match args.command.run() {
         Ok(status) => status.into(),
         Err(error) => {
