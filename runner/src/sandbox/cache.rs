@@ -95,16 +95,15 @@ impl DiskCache {
     /// The module for `sha256`, if this cache has a trustworthy one.
     pub fn get(&self, sha256: &str) -> Option<Module> {
         let name = self.file_name(sha256);
-        let file = self.map_verified(&name)?;
+        let (opened, file) = self.map_verified(&name)?;
         // SAFETY: the bytes are exactly what `Module::serialize` produced for an engine with
         // this compatibility hash: the HMAC under this directory's private key proves this
         // cache wrote them, and the file name binds the engine hash. `deserialize` copies them
         // into memory of its own at once (see `map_verified` on the mapping).
         let module = unsafe { Module::deserialize(&self.engine, &file[MAC_LEN..]) }.ok()?;
-        // Used now: the last to be evicted.
-        if let Ok(file) = std::fs::File::options().append(true).open(self.dir.join(&name)) {
-            let _ = file.set_modified(std::time::SystemTime::now());
-        }
+        // Used now: the last to be evicted. (Setting the time takes ownership, not write
+        // access: the descriptor already open does.)
+        let _ = opened.set_modified(std::time::SystemTime::now());
         Some(module)
     }
 
@@ -187,16 +186,16 @@ impl DiskCache {
     /// a new one and renames it; eviction unlinks), so the mapping stays what was checked; a
     /// process of the same user that truncated a file in place could crash this one, but it
     /// could as well read the key and plant anything.
-    fn map_verified(&self, name: &str) -> Option<memmap2::Mmap> {
-        let file = std::fs::File::open(self.dir.join(name)).ok()?;
+    fn map_verified(&self, name: &str) -> Option<(std::fs::File, memmap2::Mmap)> {
+        let opened = std::fs::File::open(self.dir.join(name)).ok()?;
         // SAFETY: see above; the mapping is read-only and private to this process.
-        let file = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let file = unsafe { memmap2::Mmap::map(&opened) }.ok()?;
         let (tag, payload) = file.split_at_checked(MAC_LEN)?;
         let mut mac = self.mac();
         mac.update(name.as_bytes());
         mac.update(payload);
         mac.verify_slice(tag).ok()?;
-        Some(file)
+        Some((opened, file))
     }
 
     fn write_signed(&self, name: &str, payload: &[u8]) -> std::io::Result<()> {
@@ -218,7 +217,7 @@ impl std::fmt::Debug for DiskCache {
 /// as an artifact is (anyone who could forge one could forge native code for the other).
 impl ValidationMemo for DiskCache {
     fn recall(&self, sha256: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies> {
-        let file = self.map_verified(&DiskCache::memo_name(sha256, features))?;
+        let (_, file) = self.map_verified(&DiskCache::memo_name(sha256, features))?;
         serde_json::from_slice(&file[MAC_LEN..]).ok()
     }
 
