@@ -128,7 +128,61 @@ fn in_process(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(compute_benches, compute, in_process);
+/// The same core module (corpus/guests/compute-core: the kernels with no plugin ABI) under raw
+/// wasmtime 48 with its default configuration (Cranelift, no epoch checks, no fuel) and in
+/// Stockade's sandbox, with and without epoch checks, beside the native function: how close the
+/// sandbox's code is to raw wasmtime's, and wasmtime's to LLVM's.
+fn core_module(c: &mut Criterion) {
+    use stockade::sandbox::{Input, Load, LoadOptions, Sandbox, SandboxOptions};
+    let path = root().join("corpus/guests/compute-core/compute-core.wasm");
+    let bytes = std::fs::read(&path).unwrap();
+    let engine = wasmtime::Engine::default();
+    let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+    let mut store = wasmtime::Store::new(&engine, ());
+    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+    let mandel = instance.get_typed_func::<u32, u64>(&mut store, "mandel").unwrap();
+    let optimize = instance.get_typed_func::<(u32, u32), u64>(&mut store, "optimize").unwrap();
+
+    let sandbox = |deadline: &str| {
+        let policy = stockade::Policy::from_toml(
+            &format!("[policy]\nname = \"{deadline}\"\n[limits]\ntimeout = \"60s\"\nmemory = \"1GiB\"\n[engine]\ndeadline = \"{deadline}\"\ncompiler = \"cranelift\"\n"),
+            stockade::document::Origin::Builtin("the bench policy"),
+        )
+        .unwrap();
+        // This bench process may be ended at a deadline: no call here comes near one.
+        let options = SandboxOptions { disposable_process: true, ..SandboxOptions::default() };
+        let file = stockade::source::PluginFile::new(&path, bytes.clone());
+        let Load::Ready(plugin) = Sandbox::with_options(&policy, &options).unwrap().load(&file, &LoadOptions::default()).unwrap() else {
+            panic!("the core module loads")
+        };
+        assert_eq!(plugin.deadline_by_process(), deadline == "process");
+        plugin
+    };
+    let (no_epochs, epochs) = (sandbox("process"), sandbox("epoch"));
+    let call = |plugin: &stockade::sandbox::Plugin, function: &str, args: &[u32]| {
+        let input = Input { bytes: Vec::new(), args: args.iter().map(u32::to_string).collect() };
+        let outcome = plugin.call(function, &input);
+        assert_eq!(outcome.code, stockade::Code::Ok, "{outcome:?}");
+    };
+
+    let mut group = c.benchmark_group("compute-core-module");
+    group.sample_size(10).measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(1));
+    let expected = kernels::mandelbrot(MANDEL_SIZE);
+    assert_eq!(mandel.call(&mut store, MANDEL_SIZE).unwrap(), expected, "the same kernel");
+    group.bench_function("mandel/native", |b| b.iter(|| kernels::mandelbrot(MANDEL_SIZE)));
+    group.bench_function("mandel/raw-wasmtime", |b| b.iter(|| mandel.call(&mut store, MANDEL_SIZE).unwrap()));
+    group.bench_function("mandel/sandbox-no-epochs", |b| b.iter(|| call(&no_epochs, "mandel", &[MANDEL_SIZE])));
+    group.bench_function("mandel/sandbox-epochs", |b| b.iter(|| call(&epochs, "mandel", &[MANDEL_SIZE])));
+    let native = || kernels::optimize_rounds(&kernels::sample_ast(OPTIMIZE_STATEMENTS), OPTIMIZE_ROUNDS).len() as u64;
+    assert_eq!(optimize.call(&mut store, (OPTIMIZE_STATEMENTS, OPTIMIZE_ROUNDS)).unwrap(), native(), "the same kernel");
+    group.bench_function("optimize/native", |b| b.iter(native));
+    group.bench_function("optimize/raw-wasmtime", |b| b.iter(|| optimize.call(&mut store, (OPTIMIZE_STATEMENTS, OPTIMIZE_ROUNDS)).unwrap()));
+    group.bench_function("optimize/sandbox-no-epochs", |b| b.iter(|| call(&no_epochs, "optimize", &[OPTIMIZE_STATEMENTS, OPTIMIZE_ROUNDS])));
+    group.bench_function("optimize/sandbox-epochs", |b| b.iter(|| call(&epochs, "optimize", &[OPTIMIZE_STATEMENTS, OPTIMIZE_ROUNDS])));
+    group.finish();
+}
+
+criterion_group!(compute_benches, compute, in_process, core_module);
 
 fn main() {
     if let Some(kernel) = std::env::var_os(NATIVE) {
