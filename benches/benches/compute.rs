@@ -9,7 +9,9 @@
 //! Each is run as a whole process: `native` (this binary, starting itself to run the kernel),
 //! `stockade run` with the deadline by process (no epoch checks), with epochs, and with fuel,
 //! and the extism crate's host (`extism-run`); stockade's module cached (a warm-up run fills
-//! the cache first).
+//! the cache first). Two groups in this process split those figures: `compute-in-process` (the
+//! plugin's call against the native function) and `compute-core-module` (the same kernels as a
+//! plain core module, corpus/guests/compute-core, under raw wasmtime and in the sandbox).
 //!
 //!     cargo build --release -p stockade && cargo build --release -p stockade-extism-adapter --bin extism-run
 //!     cargo bench -p stockade-benches --bench compute
