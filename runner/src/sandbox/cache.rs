@@ -5,8 +5,8 @@
 //! the user's cache directory by default, bounded in size (least recently used go first), each
 //! artifact is stored with an HMAC-SHA-256 under
 //! a random key that only this cache directory holds, and checked before it is deserialized:
-//! `Module::deserialize` trusts its input completely, so it must never see bytes this cache
-//! did not write (a truncated file, another engine's artifact, anything planted).
+//! deserializing trusts its input completely, so it must never see bytes this cache did not
+//! write (a truncated file, another engine's artifact, anything planted).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -95,15 +95,17 @@ impl DiskCache {
     /// The module for `sha256`, if this cache has a trustworthy one.
     pub fn get(&self, sha256: &str) -> Option<Module> {
         let name = self.file_name(sha256);
-        let (opened, file) = self.map_verified(&name)?;
-        // SAFETY: the bytes are exactly what `Module::serialize` produced for an engine with
-        // this compatibility hash: the HMAC under this directory's private key proves this
-        // cache wrote them, and the file name binds the engine hash. `deserialize` copies them
-        // into memory of its own at once (see `map_verified` on the mapping).
-        let module = unsafe { Module::deserialize(&self.engine, &file[MAC_LEN..]) }.ok()?;
+        let verified = self.map_verified(&name)?;
+        // SAFETY: the file holds exactly what `Module::serialize` produced for an engine with
+        // this compatibility hash, then its tag: the HMAC under this directory's private key
+        // proves this cache wrote them, and the file name binds the engine hash. wasmtime maps
+        // the same open file (private, copy-on-write) and runs the code in place, with no copy
+        // into fresh memory; the tag after the artifact is outside every section it reads.
+        // The file is never changed in place (see `map_verified`).
+        let module = unsafe { Module::deserialize_open_file(&self.engine, verified.file.try_clone().ok()?) }.ok()?;
         // Used now: the last to be evicted. (Setting the time takes ownership, not write
         // access: the descriptor already open does.)
-        let _ = opened.set_modified(std::time::SystemTime::now());
+        let _ = verified.file.set_modified(std::time::SystemTime::now());
         Some(module)
     }
 
@@ -180,22 +182,23 @@ impl DiskCache {
         HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length")
     }
 
-    /// The whole file (tag, then payload), mapped, when its tag is right. Mapped rather than
-    /// read: the pages come from the page cache instead of being zeroed and copied, which was
-    /// a fifth of a cached `stockade run`. This cache never changes a file in place (it writes
-    /// a new one and renames it; eviction unlinks), so the mapping stays what was checked; a
-    /// process of the same user that truncated a file in place could crash this one, but it
-    /// could as well read the key and plant anything.
-    fn map_verified(&self, name: &str) -> Option<(std::fs::File, memmap2::Mmap)> {
-        let opened = std::fs::File::open(self.dir.join(name)).ok()?;
+    /// The file (payload, then tag), mapped, when its tag is right. Mapped rather than read:
+    /// the pages come from the page cache instead of being zeroed and copied, which was a fifth
+    /// of a cached `stockade run`. The tag comes last so that the payload starts the file, as
+    /// wasmtime maps an artifact. This cache never changes a file in place (it writes a new one
+    /// and renames it; eviction unlinks), so the file stays what was checked; a process of the
+    /// same user that rewrote one in place could crash this one, but it could as well read the
+    /// key and plant anything.
+    fn map_verified(&self, name: &str) -> Option<Verified> {
+        let file = std::fs::File::open(self.dir.join(name)).ok()?;
         // SAFETY: see above; the mapping is read-only and private to this process.
-        let file = unsafe { memmap2::Mmap::map(&opened) }.ok()?;
-        let (tag, payload) = file.split_at_checked(MAC_LEN)?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let (payload, tag) = map.split_at_checked(map.len().checked_sub(MAC_LEN)?)?;
         let mut mac = self.mac();
         mac.update(name.as_bytes());
         mac.update(payload);
         mac.verify_slice(tag).ok()?;
-        Some((opened, file))
+        Some(Verified { file, map })
     }
 
     fn write_signed(&self, name: &str, payload: &[u8]) -> std::io::Result<()> {
@@ -203,7 +206,19 @@ impl DiskCache {
         mac.update(name.as_bytes());
         mac.update(payload);
         let tag = mac.finalize().into_bytes();
-        crate::atomic::write(&self.dir.join(name), &[&tag, payload], crate::atomic::Kind::Cache)
+        crate::atomic::write(&self.dir.join(name), &[payload, &tag], crate::atomic::Kind::Cache)
+    }
+}
+
+/// A cache file whose tag checked out.
+struct Verified {
+    file: std::fs::File,
+    map: memmap2::Mmap,
+}
+
+impl Verified {
+    fn payload(&self) -> &[u8] {
+        &self.map[..self.map.len() - MAC_LEN]
     }
 }
 
@@ -217,8 +232,8 @@ impl std::fmt::Debug for DiskCache {
 /// as an artifact is (anyone who could forge one could forge native code for the other).
 impl ValidationMemo for DiskCache {
     fn recall(&self, sha256: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies> {
-        let (_, file) = self.map_verified(&DiskCache::memo_name(sha256, features))?;
-        serde_json::from_slice(&file[MAC_LEN..]).ok()
+        let verified = self.map_verified(&DiskCache::memo_name(sha256, features))?;
+        serde_json::from_slice(verified.payload()).ok()
     }
 
     fn record(&self, sha256: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies) {
