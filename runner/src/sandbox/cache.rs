@@ -132,8 +132,8 @@ impl DiskCache {
         format!("{sha256}-{:016x}-{version}-{MEMO_FORMAT}.{MEMO}", features.bits())
     }
 
-    /// Removes the least recently used artifacts (and validation memos) until the directory holds at most
-    /// `max_bytes` of them.
+    /// Removes the least recently used artifacts and validation memos until the directory
+    /// holds at most `max_bytes` of them.
     fn evict(&self) -> std::io::Result<()> {
         let mut artifacts = Vec::new();
         let mut total = 0u64;
