@@ -25,6 +25,9 @@ const MAC_LEN: usize = 32;
 const ARTIFACT: &str = "cwasm";
 /// Validation memos' file extension.
 const MEMO: &str = "validated";
+/// The layout of a cache file (2: payload, then tag), in every name: builds that lay files out
+/// differently can share a directory without taking each other's files for forgeries.
+const FILE_LAYOUT: u32 = 2;
 /// Bumped whenever what [`ValidatedBodies`] holds, or how a body's cost is counted, changes.
 const MEMO_FORMAT: u32 = 1;
 
@@ -121,7 +124,7 @@ impl DiskCache {
     }
 
     fn file_name(&self, sha256: &str) -> String {
-        format!("{sha256}-{}.{ARTIFACT}", self.engine_hash)
+        format!("{sha256}-{}-{FILE_LAYOUT}.{ARTIFACT}", self.engine_hash)
     }
 
     /// The validation memo's file for a module under a feature set. Its name binds this
@@ -129,7 +132,7 @@ impl DiskCache {
     /// between versions, never between runs of one.
     fn memo_name(sha256: &str, features: wasmparser::WasmFeatures) -> String {
         let version = env!("CARGO_PKG_VERSION");
-        format!("{sha256}-{:016x}-{version}-{MEMO_FORMAT}.{MEMO}", features.bits())
+        format!("{sha256}-{:016x}-{version}-{MEMO_FORMAT}-{FILE_LAYOUT}.{MEMO}", features.bits())
     }
 
     /// Removes the least recently used artifacts and validation memos until the directory
