@@ -156,7 +156,7 @@ impl Sandbox {
     /// The compiled module for these bytes: from memory, from the disk cache (Cranelift's code
     /// only), or compiled now, by Winch when the choice allows it and the module uses nothing
     /// Winch lacks, else by Cranelift (whose code alone goes to the disk cache).
-    fn compile(&self, sha256: &str, bytes: Arc<[u8]>, winch_can_compile: bool) -> Result<Compiled<'_>, Outcome> {
+    fn compile(&self, sha256: &str, bytes: &[u8], winch_can_compile: bool) -> Result<Compiled<'_>, Outcome> {
         let optimized = |module, source| Compiled { module, source, compiler: Compiler::Cranelift, engine: &self.optimizing };
         if let Some(module) = self.optimizing.remembered(sha256) {
             return Ok(optimized(module, cache::Source::Memory));
@@ -165,6 +165,9 @@ impl Sandbox {
             self.optimizing.remember(sha256, &module);
             return Ok(optimized(module, cache::Source::Disk));
         }
+        // Compiling runs on a thread of its own (bounded in time), so it gets its own copy of
+        // the bytes; a module found above needs none.
+        let bytes: Arc<[u8]> = bytes.into();
         let limit = engine::CompileLimit::starting_now(self.policy.limits.compile_timeout.get());
         let baseline = match &self.baseline {
             // An engine that cannot be built leaves Cranelift to compile.
@@ -199,7 +202,7 @@ impl Sandbox {
     /// run that used Winch leaves to a background process. Returns whether the cache holds
     /// the module now.
     pub fn fill_cache(&self, sha256: &str, bytes: Vec<u8>) -> bool {
-        self.disk.is_some() && self.compile(sha256, bytes.into(), false).is_ok()
+        self.disk.is_some() && self.compile(sha256, &bytes, false).is_ok()
     }
 
     /// Vets, compiles and links a plugin.
@@ -221,13 +224,13 @@ impl Sandbox {
             return Ok(Load::Refused(Box::new(vetting)));
         };
         let abi = if analysis.abis().contains(&Abi::Extism) { CallAbi::Extism } else { CallAbi::Core };
-        let bytes: Arc<[u8]> = match file.binary() {
-            Ok(bytes) => bytes.into_owned().into(),
+        let bytes = match file.binary() {
+            Ok(bytes) => bytes,
             Err(_) => return Ok(Load::Refused(Box::new(vetting))),
         };
 
         let started = Instant::now();
-        let compiled = match self.compile(&vetting.sha256, bytes, analysis.winch_can_compile()) {
+        let compiled = match self.compile(&vetting.sha256, &bytes, analysis.winch_can_compile()) {
             Ok(compiled) => compiled,
             Err(outcome) => return Ok(Load::Failed(outcome.at(Stage::Load))),
         };
