@@ -309,6 +309,28 @@ fn reload_under_calls_from_eight_threads_fails_no_call_and_in_flight_calls_finis
 }
 
 #[test]
+fn a_host_with_a_module_cache_vets_through_its_validation_memo() {
+    let cache = tempfile::tempdir().unwrap();
+    let options = stockade::sandbox::SandboxOptions { cache_dir: Some(cache.path().to_path_buf()), ..stockade::sandbox::SandboxOptions::default() };
+    let memos = || {
+        std::fs::read_dir(cache.path()).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "validated")).count()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_plugin(dir.path(), "lib", "1.0.0", &plugin_wat("lib1:", None, &[]), "");
+    let host = Host::builder(policy("")).sandbox_options(options.clone()).build().unwrap();
+    assert_eq!(host.load_dir(dir.path()).unwrap().loaded, ["lib"]);
+    assert_eq!(memos(), 1, "loading recorded the bodies' validation");
+    // A second host over the same cache (a restart) loads and calls the same plugin as before.
+    let again = Host::builder(policy("")).sandbox_options(options).build().unwrap();
+    assert_eq!(again.load_dir(dir.path()).unwrap().loaded, ["lib"]);
+    assert_eq!(again.call_str("lib", "run", "x").unwrap(), "lib1:x");
+    // A reload to new bytes is a new module: recorded too.
+    again.reload("lib", plugin_wat("lib2:", None, &[]).into_bytes()).unwrap();
+    assert_eq!(again.call_str("lib", "run", "x").unwrap(), "lib2:x");
+    assert_eq!(memos(), 2);
+}
+
+#[test]
 fn a_refused_reload_keeps_the_old_version_and_says_why() {
     let host = Host::builder(policy("")).build().unwrap();
     let dir = tempfile::tempdir().unwrap();

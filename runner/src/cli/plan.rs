@@ -54,7 +54,8 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.policy.load()?;
         let paths = discover::plugin_paths(&self.dir).with_context(|| format!("cannot read the plugin directory {}", self.dir.display()))?;
-        let (candidates, refused) = discover::vet_all(&paths, &policy, &self.host_version)?;
+        let options = stockade::vet::VetOptions { host_api: self.host_version.clone(), ..stockade::vet::VetOptions::new(&policy) };
+        let (candidates, refused) = discover::vet_all(&paths, &options)?;
         let candidates: Vec<plan::Candidate> = candidates.into_iter().map(|(c, _)| c).collect();
         let plan = plan::plan(&candidates, &refused);
         let mut out = anstream::stdout().lock();

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::code::Severity;
-use crate::policy::Policy;
 use crate::source::{PluginFile, ReadError};
 use crate::vet::{self, VetOptions, Vetting};
 
@@ -40,15 +39,14 @@ pub struct Vetted {
 /// was vetted from, and the refusals.
 pub type VettedSet = (Vec<(Candidate, Vetted)>, Vec<Refused>);
 
-/// Vets every plugin under `policy` for a host of version `host_version`: those that pass
-/// (and have a manifest) are candidates, the others refusals with their codes.
-pub fn vet_all(paths: &[PathBuf], policy: &Policy, host_version: &semver::Version) -> Result<VettedSet, ReadError> {
+/// Vets every plugin as `options` say (the host's policy and version): those that pass (and
+/// have a manifest) are candidates, the others refusals with their codes.
+pub fn vet_all(paths: &[PathBuf], options: &VetOptions<'_>) -> Result<VettedSet, ReadError> {
     let mut candidates = Vec::new();
     let mut refused = Vec::new();
     for path in paths {
-        let file = PluginFile::read_within(path, policy.limits.module_size.get())?;
-        let options = VetOptions { host_api: host_version.clone(), ..VetOptions::new(policy) };
-        let vetting = vet::vet(&file, &options)?;
+        let file = PluginFile::read_within(path, options.policy.limits.module_size.get())?;
+        let vetting = vet::vet(&file, options)?;
         let origin = path.display().to_string();
         let name = vetting.manifest.manifest().map(|m| m.name.clone()).unwrap_or_else(|| fallback_name(path));
         if let Some(problem) = refusal(&name, &origin, &vetting) {

@@ -295,7 +295,8 @@ impl Host {
     /// ranges, dependencies, conflicts, order), then compiled and linked in load order.
     pub fn load_files(&self, paths: &[PathBuf]) -> Result<LoadReport, HostError> {
         let inner = &self.inner;
-        let (fresh, refused) = discover::vet_all(paths, inner.sandbox.policy(), &inner.host_version)?;
+        let options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..inner.sandbox.vet_options() };
+        let (fresh, refused) = discover::vet_all(paths, &options)?;
         let loaded_before = self.candidates(None);
         let mut candidates = loaded_before.clone();
         candidates.extend(fresh.iter().map(|(c, _)| c.clone()));
@@ -359,7 +360,7 @@ impl Host {
     /// Vets a plugin file as the plugin `name` for this host: its errors as problems.
     fn vet_for(&self, file: &PluginFile, name: &str, extism: Option<&extism_manifest::ExtismMapping>) -> Result<crate::vet::Vetting, Vec<Problem>> {
         let inner = &self.inner;
-        let mut options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..crate::vet::VetOptions::new(inner.sandbox.policy()) };
+        let mut options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..inner.sandbox.vet_options() };
         options.given_manifest = extism.map(|m| (&m.manifest, &m.origin));
         let vetting = crate::vet::vet(file, &options)
             .map_err(|e| vec![Problem { code: Code::Invalid, message: e.to_string(), plugins: vec![name.to_string()] }])?;

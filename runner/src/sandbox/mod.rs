@@ -205,11 +205,16 @@ impl Sandbox {
         self.disk.is_some() && self.compile(sha256, &bytes, false).is_ok()
     }
 
+    /// How this sandbox vets: under its policy, with its compiled-module cache (when it has
+    /// one) remembering the bodies it validated before.
+    pub fn vet_options(&self) -> VetOptions<'_> {
+        VetOptions { memo: self.disk.as_ref().map(|disk| disk as &dyn vet::ValidationMemo), ..VetOptions::new(&self.policy) }
+    }
+
     /// Vets, compiles and links a plugin.
     pub fn load(&self, file: &PluginFile, options: &LoadOptions) -> Result<Load, SandboxError> {
-        let mut vet_options = VetOptions::new(&self.policy);
+        let mut vet_options = self.vet_options();
         vet_options.manifest = options.manifest.as_deref();
-        vet_options.memo = self.disk.as_ref().map(|disk| disk as &dyn vet::ValidationMemo);
         let vetting = vet::vet(file, &vet_options)?;
         self.load_vetted(file, vetting, options)
     }
