@@ -245,9 +245,14 @@ fn run_cached(plugin: &str, cache: &Path, extra: &[&str]) -> serde_json::Value {
     json
 }
 
-fn artifacts(cache: &Path) -> Vec<std::path::PathBuf> {
+/// The cache's files of one kind: `cwasm` (compiled modules) or `validated` (validation memos).
+fn cache_files(cache: &Path, extension: &str) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(cache) else { return Vec::new() };
-    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect()
+    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == extension)).collect()
+}
+
+fn artifacts(cache: &Path) -> Vec<std::path::PathBuf> {
+    cache_files(cache, "cwasm")
 }
 
 #[test]
@@ -295,8 +300,7 @@ fn run_caches_cranelifts_code_and_trusts_only_what_it_wrote() {
 }
 
 fn memos(cache: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(cache) else { return Vec::new() };
-    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "validated")).collect()
+    cache_files(cache, "validated")
 }
 
 /// A cached run takes the bodies' validation from the cache's memo; the vetting must be the one
