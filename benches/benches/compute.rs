@@ -11,7 +11,9 @@
 //! and the extism crate's host (`extism-run`); stockade's module cached (a warm-up run fills
 //! the cache first). Two groups in this process split those figures: `compute-in-process` (the
 //! plugin's call against the native function) and `compute-core-module` (the same kernels as a
-//! plain core module, corpus/guests/compute-core, under raw wasmtime and in the sandbox).
+//! plain core module, corpus/guests/compute-core, under raw wasmtime and in the sandbox); a
+//! third, `compute-host`, calls the plugin through the host library in process and out of
+//! process.
 //!
 //!     cargo build --release -p stockade && cargo build --release -p stockade-extism-adapter --bin extism-run
 //!     cargo bench -p stockade-benches --bench compute
@@ -184,7 +186,48 @@ fn core_module(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(compute_benches, compute, in_process, core_module);
+/// The plugin through the host library, as a host project runs it: in process (epoch checks in
+/// the code, the host's deadline) and out of process (a pool of `stockade plugin-worker`
+/// processes, compiled without them: a runaway call costs its worker), beside the native
+/// function. What a host gains by moving a compute-heavy plugin out of process.
+fn through_the_host(c: &mut Criterion) {
+    use stockade::host::{Host, process::WorkerCommand};
+    let Some(stockade) = binary("stockade") else {
+        eprintln!("compute-host: build target/release/stockade for the out-of-process figures");
+        return;
+    };
+    let policy = || {
+        stockade::Policy::from_toml(
+            "[policy]\nname = \"host\"\n[limits]\ntimeout = \"60s\"\ninput = \"64MiB\"\noutput = \"64MiB\"\nmemory = \"1GiB\"\n[engine]\ncompiler = \"cranelift\"\n",
+            stockade::document::Origin::Builtin("the bench policy"),
+        )
+        .unwrap()
+    };
+    let plugin = root().join("corpus/guests/compute/compute.wasm");
+    let near = Host::builder(policy()).build().unwrap();
+    let worker = WorkerCommand { program: stockade, args: vec!["plugin-worker".into()] };
+    let far = Host::builder(policy()).out_of_process("compute", worker).build().unwrap();
+    for host in [&near, &far] {
+        assert_eq!(host.load_files(std::slice::from_ref(&plugin)).unwrap().loaded, ["compute"]);
+    }
+    let mandel_input = MANDEL_SIZE.to_string().into_bytes();
+    let optimize_input = format!("{OPTIMIZE_ROUNDS}\n{}", kernels::sample_ast(OPTIMIZE_STATEMENTS)).into_bytes();
+    let expected = kernels::mandelbrot(MANDEL_SIZE).to_string().into_bytes();
+    assert_eq!((near.call("compute", "mandel", &mandel_input).unwrap(), far.call("compute", "mandel", &mandel_input).unwrap()), (expected.clone(), expected));
+
+    let mut group = c.benchmark_group("compute-host");
+    group.sample_size(10).measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(1));
+    group.bench_function("mandel/native", |b| b.iter(|| kernels::mandelbrot(MANDEL_SIZE)));
+    group.bench_function("mandel/in-process", |b| b.iter(|| near.call("compute", "mandel", &mandel_input).unwrap()));
+    group.bench_function("mandel/out-of-process", |b| b.iter(|| far.call("compute", "mandel", &mandel_input).unwrap()));
+    let ast = kernels::sample_ast(OPTIMIZE_STATEMENTS);
+    group.bench_function("optimize/native", |b| b.iter(|| kernels::optimize_rounds(&ast, OPTIMIZE_ROUNDS)));
+    group.bench_function("optimize/in-process", |b| b.iter(|| near.call("compute", "optimize", &optimize_input).unwrap()));
+    group.bench_function("optimize/out-of-process", |b| b.iter(|| far.call("compute", "optimize", &optimize_input).unwrap()));
+    group.finish();
+}
+
+criterion_group!(compute_benches, compute, in_process, core_module, through_the_host);
 
 fn main() {
     if let Some(kernel) = std::env::var_os(NATIVE) {
