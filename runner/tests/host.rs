@@ -214,6 +214,68 @@ fn host_functions_link_only_where_granted_and_see_the_calls_time() {
     assert_eq!(report.problems[0].code, Code::HostCallDenied, "{:?}", report.problems);
 }
 
+/// The child of the test below: a host with a host function `echo`, one plugin that allocates
+/// a 160 MiB Extism block and, unless `STOCKADE_HOST_FN_CHILD` is `alloc`, hands it to `echo`
+/// (whose input is the block copied out of the plugin). Prints the call's outcome.
+fn host_function_child(mode: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let call = if mode == "alloc" { "" } else { "(drop (call $echo (local.get $h)))" };
+    let wat = format!(
+        r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/user" "echo" (func $echo (param i64) (result i64)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32) (local $h i64)
+    (local.set $h (call $alloc (i64.const {})))
+    {call}
+    (i32.const 0)))"#,
+        160u64 << 20
+    );
+    let path = write_plugin(dir.path(), "big", "1.0.0", &wat, "capabilities = [\"host:echo\"]\n");
+    let policy = policy_timing_out_after("2s\"\nmemory = \"300MiB", "host = [\"echo\"]\n");
+    let host = Host::builder(policy).function("echo", |_, input| Ok(input[..16].to_vec())).build().unwrap();
+    assert_eq!(host.load_files(&[path]).unwrap().loaded, ["big"]);
+    match host.call("big", "run", b"") {
+        Ok(_) => println!("OUTCOME ok"),
+        Err(error) => println!("OUTCOME {}", error.code),
+    }
+}
+
+/// A host function's input is charged to the call's memory budget before it is copied out of
+/// the plugin, so a plugin cannot make the host hold a copy of its memory beyond the limit.
+/// Checked from outside: the peak RSS of a host process (wait4), with and without the call.
+#[test]
+#[allow(clippy::zombie_processes, reason = "reaped by wait4, which std's Child cannot give the rusage of")]
+fn a_host_functions_input_is_charged_before_it_is_copied_measured_from_outside() {
+    if let Ok(mode) = std::env::var("STOCKADE_HOST_FN_CHILD") {
+        return host_function_child(&mode);
+    }
+    let run = |mode: &str| -> (String, u64) {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "a_host_functions_input_is_charged_before_it_is_copied_measured_from_outside", "--nocapture", "--test-threads", "1"])
+            .env("STOCKADE_HOST_FN_CHILD", mode)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as libc::pid_t;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.unwrap(), &mut text).unwrap();
+        let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+        // SAFETY: waits for the child spawned above, whose handle was consumed without waiting.
+        assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+        assert_eq!(libc::WEXITSTATUS(status), 0, "{text}");
+        let outcome = text.lines().find_map(|l| l.split("OUTCOME ").nth(1)).unwrap_or_else(|| panic!("{text}")).to_string();
+        (outcome, usage.ru_maxrss as u64 * 1024)
+    };
+    let (alone, alone_peak) = run("alloc");
+    assert_eq!(alone, "ok", "160 MiB fits the 300 MiB limit");
+    let (with_call, call_peak) = run("call");
+    // Were the copy made, the host would hold 160 MiB more than the plugin alone did.
+    let more = call_peak.saturating_sub(alone_peak);
+    assert!(more < 64 << 20, "the call's process peaked {more} bytes above the plugin alone ({call_peak} vs {alone_peak})");
+    assert_eq!(with_call, "memory-limit", "a second 160 MiB, the input's copy, does not fit");
+}
+
 #[test]
 fn a_call_that_finds_every_instance_busy_waits_its_timeout_then_fails_with_busy() {
     let (release, gate) = std::sync::mpsc::channel::<()>();
