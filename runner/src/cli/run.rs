@@ -39,9 +39,11 @@ Examples:
   stockade run plugin.wasm --call transform --no-cache --compiler cranelift
 
 Compiled modules are cached in the user's cache directory (STOCKADE_CACHE_DIR, else
-~/.cache/stockade on Linux), authenticated before use and bounded in size. A module that is
-not cached yet is compiled by Winch (fast to compile) for this run while a background process
-compiles it with Cranelift into the cache, so that later runs get optimized code at once.
+~/.cache/stockade on Linux), authenticated before use and bounded in size, each with what
+validating its function bodies found, so that a cached run does not validate every body
+again (`stockade vet` always does). A module that is not cached yet is compiled by Winch
+(fast to compile) for this run while a background process compiles it with Cranelift into the
+cache, so that later runs get optimized code at once.
 
 Exit status:
   0  the call returned normally (outcome `ok`)
