@@ -126,10 +126,7 @@ impl Opts {
         let mut name = policy.name().to_string();
         if let Some(compiler) = self.compiler {
             policy.engine.compiler = compiler;
-            let value = clap::ValueEnum::to_possible_value(&compiler).expect("every compiler has a name");
-            let value = value.get_name();
-            name.push_str(&format!(" (compiler {value})"));
-            policy_text.push_str(&format!("\n# --compiler {value}\n"));
+            record_override(&mut name, &mut policy_text, "compiler", &compiler);
         }
         // The digest names what the policy trusts, not just the paths it names: the keys and
         // trusted root as they were read.
@@ -139,10 +136,7 @@ impl Opts {
         }
         if let Some(deadline) = self.deadline {
             policy.engine.deadline = deadline;
-            let value = clap::ValueEnum::to_possible_value(&deadline).expect("every mechanism has a name");
-            let value = value.get_name();
-            name.push_str(&format!(" (deadline {value})"));
-            policy_text.push_str(&format!("\n# --deadline {value}\n"));
+            record_override(&mut name, &mut policy_text, "deadline", &deadline);
         }
         let policy_digest = Digested { name, sha256: hex::encode(sha2::Sha256::digest(policy_text)) };
         let xfail_path = self.xfail.clone().or_else(|| {
@@ -210,4 +204,13 @@ fn merge(paths: &[PathBuf]) -> anyhow::Result<Result<Conformance, conform::Merge
         parts.push((part, path.display().to_string(), digest));
     }
     Ok(conform::merge(parts))
+}
+
+/// A command-line override of the policy, recorded in the policy's name as reports show it and
+/// in the text its digest is taken of, so that a report says what the cases ran under.
+fn record_override(name: &mut String, policy_text: &mut String, flag: &str, value: &impl clap::ValueEnum) {
+    let value = value.to_possible_value().expect("every choice has a name");
+    let value = value.get_name();
+    name.push_str(&format!(" ({flag} {value})"));
+    policy_text.push_str(&format!("\n# --{flag} {value}\n"));
 }
