@@ -652,4 +652,20 @@ fn an_out_of_process_plugin_is_called_and_a_runaway_call_costs_only_its_worker()
     }
     let error = host.call("far", "fail", b"").unwrap_err();
     assert_eq!((error.code, error.message.as_str()), (Code::PluginError, "far:"));
+
+    // An error text as long as the output limit allows (a million NUL bytes, which JSON
+    // escapes to six bytes each) comes back cut, with its length: the worker's answer line
+    // is bounded, not 6 MB the host would hold.
+    let big = r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32) (call $error_set (call $alloc (i64.const 1000000))) (i32.const 1)))"#;
+    write_plugin(dir.path(), "loud", "1.0.0", big, "");
+    let worker = stockade::host::process::WorkerCommand { program: env!("CARGO_BIN_EXE_stockade").into(), args: vec!["plugin-worker".into()] };
+    let host = Host::builder(policy("")).out_of_process("loud", worker).build().unwrap();
+    assert_eq!(host.load_files(&[dir.path().join("loud/plugin.wat")]).unwrap().loaded, ["loud"]);
+    let error = host.call("loud", "run", b"").unwrap_err();
+    assert_eq!(error.code, Code::PluginError, "{error}");
+    assert!(error.message.len() < 64 << 10 && error.message.ends_with("(1000000 bytes)"), "{} bytes", error.message.len());
 }

@@ -252,7 +252,6 @@ fn file_name(path: &std::path::Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Output as reports show it: cut at 200 characters.
 /// A host's error text as reports show it: what another host (through an adapter) returns is
 /// not bounded by Stockade's limits, and 60 MiB of error text rendered into five reports made
 /// them a gigabyte.
@@ -260,9 +259,7 @@ fn bounded(text: &str) -> String {
     shorten(text, text.len() as u64)
 }
 
+/// Output as reports show it: cut at 200 characters.
 fn shorten(text: &str, bytes: u64) -> String {
-    match text.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}… ({bytes} bytes)", &text[..cut]),
-        None => text.to_string(),
-    }
+    crate::report::cut(text, 200, bytes)
 }

@@ -97,9 +97,21 @@ pub fn serve_plugin(input: impl BufRead, output: impl Write + Send + 'static) ->
         let outcome = plugin.call(&request.function, &input);
         drop(_watchdog);
         let output_b64 = outcome.output.as_deref().map(|o| b64().encode(o));
-        reply(&output, &Reply { code: Some(outcome.code), output: output_b64, error: outcome.error, ..Reply::default() })?;
+        let error = outcome.error.map(|e| crate::report::cut(&e, ERROR_CHARS, e.len() as u64));
+        reply(&output, &Reply { code: Some(outcome.code), output: output_b64, error, ..Reply::default() })?;
     }
     Ok(())
+}
+
+/// A call's error text passed back to the host is cut to this many characters: the plugin
+/// chooses its length (up to its memory limit), and the host holds it uncharged.
+const ERROR_CHARS: usize = 4096;
+
+/// The longest answer line a host reads from a worker: the call's output in base64, the
+/// error text cut to [`ERROR_CHARS`] (each character JSON-escaped to at most six bytes) and
+/// the rest of the object. A longer line is a worker not to be believed, never held.
+fn max_reply_bytes(output_limit: u64) -> u64 {
+    output_limit.div_ceil(3).saturating_mul(4).saturating_add(ERROR_CHARS as u64 * 6).saturating_add(4096)
 }
 
 /// The worker's standard output, shared with its watchdog.
@@ -130,6 +142,22 @@ fn load(line: &str) -> Result<crate::sandbox::Plugin, String> {
         Load::Refused(vetting) => Err(format!("refused: {}", vetting.findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(", "))),
         Load::Failed(outcome) => Err(format!("{}: {}", outcome.code, outcome.error.unwrap_or_default())),
     }
+}
+
+/// The next line (without its newline), `None` at the end of the stream, or an error for a
+/// line longer than `max` bytes, which is not read further.
+fn read_line_within(reader: &mut impl BufRead, max: u64) -> std::io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let read = std::io::Read::take(&mut *reader, max.saturating_add(1)).read_until(b'\n', &mut line)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() as u64 > max {
+        return Err(std::io::Error::other(format!("the worker's answer is longer than {max} bytes")));
+    }
+    String::from_utf8(line).map(Some).map_err(std::io::Error::other)
 }
 
 /// One worker process and its pipes.
@@ -169,6 +197,8 @@ pub struct ProcessPool {
     command: WorkerCommand,
     load: LoadRequest,
     timeout: Duration,
+    /// The longest answer line believed ([`max_reply_bytes`]).
+    max_reply: u64,
     idle: Mutex<Vec<Worker>>,
 }
 
@@ -183,7 +213,13 @@ impl ProcessPool {
         let table = toml::Table::try_from(policy).map_err(|e| e.to_string())?;
         let policy_json = serde_json::to_value(table).map_err(|e| e.to_string())?;
         let load = LoadRequest { protocol: PLUGIN_WORKER_PROTOCOL.into(), module: module.display().to_string(), policy: policy_json, config };
-        let pool = ProcessPool { command, load, timeout: policy.limits.timeout.get(), idle: Mutex::new(Vec::new()) };
+        let pool = ProcessPool {
+            command,
+            load,
+            timeout: policy.limits.timeout.get(),
+            max_reply: max_reply_bytes(policy.limits.output.get()),
+            idle: Mutex::new(Vec::new()),
+        };
         let worker = pool.spawn()?;
         pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
         Ok(pool)
@@ -200,13 +236,23 @@ impl ProcessPool {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (send, replies) = mpsc::channel();
+        let max_line = self.max_reply;
         std::thread::Builder::new()
             .name("stockade-plugin-worker".into())
             .spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let failed = line.is_err();
-                    if send.send(line).is_err() || failed {
-                        return;
+                let mut stdout = BufReader::new(stdout);
+                loop {
+                    match read_line_within(&mut stdout, max_line) {
+                        Ok(None) => return,
+                        Ok(Some(line)) => {
+                            if send.send(Ok(line)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = send.send(Err(e));
+                            return;
+                        }
                     }
                 }
             })
@@ -247,5 +293,23 @@ impl ProcessPool {
         // After a timeout the worker has ended (its watchdog); after a trap it may be reused,
         // but a fresh one is cheaper to trust.
         Err((code, reply.error.unwrap_or_else(|| code.summary().to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_line_past_its_bound_is_refused_without_being_read_whole() {
+        let text = format!("short\n{}\n", "x".repeat(100));
+        let mut reader = std::io::Cursor::new(text.into_bytes());
+        assert_eq!(read_line_within(&mut reader, 10).unwrap().as_deref(), Some("short"));
+        let error = read_line_within(&mut reader, 10).unwrap_err();
+        assert!(error.to_string().contains("longer than 10 bytes"), "{error}");
+        assert_eq!(reader.position(), 6 + 11, "one byte past the bound was read, not the line");
+        let mut exact = std::io::Cursor::new(b"0123456789\n".to_vec());
+        assert_eq!(read_line_within(&mut exact, 10).unwrap().as_deref(), Some("0123456789"));
+        assert_eq!(read_line_within(&mut exact, 10).unwrap(), None);
     }
 }
