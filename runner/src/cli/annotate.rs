@@ -10,7 +10,6 @@ use stockade::manifest::{self, Manifest};
 
 use super::Status;
 
-/// Embed plugin.toml in the module as its `stockade.manifest` custom section.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

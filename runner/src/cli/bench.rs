@@ -10,8 +10,6 @@ use stockade::sandbox::LoadOptions;
 
 use super::{CallArgs, HumanOrJson, LoadArgs, Status};
 
-/// Measure a plugin: cold and cached load, instantiation, call latency, peak memory and
-/// instructions; check them against a budget or an earlier run.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -10,7 +10,6 @@ use stockade::report::conformance as reports;
 
 use super::{PolicyArg, Status};
 
-/// Run the conformance corpus: every case's plugin under its policy, against what must happen.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -7,7 +7,6 @@ use stockade::code::Stage;
 
 use super::Status;
 
-/// Explain a finding or outcome code, or list every code.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

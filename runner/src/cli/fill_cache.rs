@@ -11,7 +11,6 @@ use stockade::sandbox::{Allocation, Sandbox, SandboxOptions};
 
 use super::Status;
 
-/// Compile a plugin `run` vetted with Cranelift into the module cache (internal).
 #[derive(clap::Parser)]
 pub struct Opts {
     #[arg(value_name = "PLUGIN")]

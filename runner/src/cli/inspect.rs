@@ -8,8 +8,6 @@ use stockade::vet::{VetOptions, Verdict};
 
 use super::{HumanOrJson, LoadArgs, Status};
 
-/// Show a plugin's details: its imports and the capability each maps to, exports, memories,
-/// tables, code size, declared limits, custom sections and the manifest in use.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

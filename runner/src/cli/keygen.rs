@@ -9,7 +9,6 @@ use stockade::atomic::{self, Kind, with_suffix};
 
 use super::Status;
 
-/// Write a new signing key pair: PREFIX.key (PKCS#8 PEM, private) and PREFIX.pub (PEM).
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -42,21 +42,45 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Each subcommand's arguments are built only when it is the one invoked (`defer`): building
+/// all of them was a measurable part of a cached `stockade run`. So each one's about text is
+/// here, on its variant, where the top-level help reads it, not on its `Opts`; and the argument
+/// groups they flatten carry plain comments, since a doc comment there would become the about
+/// text of every command that flattens them.
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum Command {
+    /// Vet plugins: check every import, the manifest and the limits against the policy, without
+    /// compiling or running anything.
     Vet(vet::Opts),
+    /// Show a plugin's details: its imports and the capability each maps to, exports, memories,
+    /// tables, code size, declared limits, custom sections and the manifest in use.
     Inspect(inspect::Opts),
+    /// Run a plugin: vet it, then call one export inside the sandbox under the policy's limits.
     Run(run::Opts),
+    /// Run the conformance corpus: every case's plugin under its policy, against what must happen.
     Conform(conform::Opts),
+    /// Measure a plugin: cold and cached load, instantiation, call latency, peak memory and
+    /// instructions; check them against a budget or an earlier run.
     Bench(bench::Opts),
+    /// Verify a file's Sigstore bundle or key signature, offline.
     Verify(verify::Opts),
+    /// Sign a file with a private key: writes FILE.sig (base64 ECDSA P-256, as cosign sign-blob)
+    /// and FILE.sigstore.json (the same signature as a key-signed Sigstore bundle).
     Sign(sign::Opts),
+    /// Write a new signing key pair: PREFIX.key (PKCS#8 PEM, private) and PREFIX.pub (PEM).
     Keygen(keygen::Opts),
+    /// Embed plugin.toml in the module as its `stockade.manifest` custom section.
     Annotate(annotate::Opts),
+    /// Plan loading a directory of plugins as a host would: vet each, check host ranges, resolve
+    /// dependencies, refuse conflicts, and order them. Nothing is compiled or run.
     Plan(plan::Opts),
+    /// Explain a finding or outcome code, or list every code.
     Explain(explain::Opts),
+    /// Run conformance cases sent on stdin (the worker protocol); `stockade conform` starts it.
     #[command(hide = true)]
     Worker(worker::Opts),
+    /// Compile a plugin `run` vetted with Cranelift into the module cache (internal).
     #[command(hide = true)]
     FillCache(fill_cache::Opts),
     #[command(hide = true)]
@@ -108,7 +132,7 @@ pub enum HumanOrJson {
     Json,
 }
 
-/// The plugin's manifest and the policy, for the commands that load one plugin.
+// The plugin's manifest and the policy, for the commands that load one plugin.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LoadArgs {
     /// Manifest to use instead of the module's own.
@@ -119,7 +143,7 @@ pub struct LoadArgs {
     pub policy: PolicyArg,
 }
 
-/// `--policy` shared by the commands that apply one.
+// `--policy` shared by the commands that apply one.
 #[derive(clap::Args, Clone, Debug)]
 pub struct PolicyArg {
     /// Policy file (TOML); the built-in default policy when left out.
@@ -141,7 +165,7 @@ impl PolicyArg {
     }
 }
 
-/// The plugin, the export and what it is given, for the commands that call one export.
+// The plugin, the export and what it is given, for the commands that call one export.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CallArgs {
     /// The plugin module (`.wasm` or `.wat`).
@@ -177,7 +201,7 @@ impl CallArgs {
     }
 }
 
-/// How the commands that compile plugins compile them and where they cache the result.
+// How the commands that compile plugins compile them and where they cache the result.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompileArgs {
     /// Keep compiled modules in this directory (keyed by the module's SHA-256 and the engine's

@@ -10,8 +10,6 @@ use stockade::report::escape;
 
 use super::{HumanOrJson, PolicyArg, Status};
 
-/// Plan loading a directory of plugins as a host would: vet each, check host ranges, resolve
-/// dependencies, refuse conflicts, and order them. Nothing is compiled or run.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -10,7 +10,6 @@ use stockade::sandbox::{Load, LoadOptions, Sandbox};
 
 use super::{CallArgs, CompileArgs, HumanOrJson, LoadArgs, Status};
 
-/// Run a plugin: vet it, then call one export inside the sandbox under the policy's limits.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -10,8 +10,6 @@ use stockade::atomic::{self, Kind, with_suffix};
 
 use super::Status;
 
-/// Sign a file with a private key: writes FILE.sig (base64 ECDSA P-256, as cosign sign-blob)
-/// and FILE.sigstore.json (the same signature as a key-signed Sigstore bundle).
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -10,7 +10,6 @@ use stockade::signature::{self, Expectation, Identity, Refusal, Trust};
 
 use super::{HumanOrJson, Status};
 
-/// Verify a file's Sigstore bundle or key signature, offline.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -22,8 +22,6 @@ pub enum Format {
     Sarif,
 }
 
-/// Vet plugins: check every import, the manifest and the limits against the policy, without
-/// compiling or running anything.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {

@@ -5,7 +5,6 @@ use stockade::conform::worker::{self, Fault};
 
 use super::Status;
 
-/// Run conformance cases sent on stdin (the worker protocol); `stockade conform` starts it.
 #[derive(clap::Parser)]
 #[command(after_help = AFTER_HELP)]
 pub struct Opts {
