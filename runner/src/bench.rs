@@ -182,7 +182,7 @@ pub fn measure(
             spread.insert(name.to_string(), range);
         }
     };
-    let one_shot = |compiler, cache_dir| SandboxOptions { allocation: Allocation::OnDemand, cache_dir, compiler, runs_once: true, disposable_process: false };
+    let one_shot = |compiler, cache_dir| SandboxOptions { allocation: Allocation::OnDemand, cache_dir, compiler, runs_once: true, disposable_process: false, serial_compile: false };
     let compiler = options.compiler.unwrap_or(options.policy.engine.compiler);
 
     let mut cold = Rounds::default();
@@ -284,6 +284,7 @@ pub fn measure_call_round(file: &PluginFile, options: &BenchOptions<'_>, cache: 
         runs_once: true,
         // Measured as a host runs it: epochs, whatever the policy allows a one-shot run.
         disposable_process: false,
+        serial_compile: false,
     };
     let sandbox = Sandbox::with_options(options.policy, &sandbox_options)?;
     let plugin = load(&sandbox, file, &options.load)?;

@@ -178,7 +178,8 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
 /// are compiled by Winch; nothing is written to the disk cache, so that one run's grading does
 /// not depend on what an earlier run left there.
 fn sandbox_options(disposable_process: bool) -> SandboxOptions {
-    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true, disposable_process }
+    // The supervisor runs a worker per job: each compiles serially (see `serial_compile`).
+    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true, disposable_process, serial_compile: true }
 }
 
 /// Instances a worker holds at once: one case at a time, each of its plugins with its idle

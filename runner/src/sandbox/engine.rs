@@ -63,11 +63,14 @@ pub struct EngineSpec {
     memories_per_module: u32,
     max_memory_size: usize,
     table_elements: usize,
+    /// A module's functions compile on the compile pool; off, one at a time on the compile
+    /// thread (see [`crate::sandbox::SandboxOptions::serial_compile`]).
+    parallel_compile: bool,
 }
 
 impl EngineSpec {
     /// The engine `policy` needs with `compiler` (Cranelift or Winch, never `auto`).
-    pub fn new(policy: &Policy, compiler: Compiler, allocation: Allocation, epochs: bool) -> EngineSpec {
+    pub fn new(policy: &Policy, compiler: Compiler, allocation: Allocation, epochs: bool, parallel_compile: bool) -> EngineSpec {
         let limits = &policy.limits;
         let pooled = matches!(allocation, Allocation::Pooling { .. });
         let mut features = policy.features.wasm_features();
@@ -86,6 +89,7 @@ impl EngineSpec {
             memories_per_module: if pooled { limits.memories } else { 0 },
             max_memory_size: if pooled { usize::try_from(limits.memory.get()).unwrap_or(usize::MAX) } else { 0 },
             table_elements: if pooled { usize::try_from(limits.tables).unwrap_or(usize::MAX) } else { 0 },
+            parallel_compile,
         }
     }
 
@@ -102,6 +106,7 @@ impl EngineSpec {
             Compiler::Cranelift | Compiler::Auto => Strategy::Cranelift,
         });
         config.max_wasm_stack(self.stack);
+        config.parallel_compilation(self.parallel_compile);
         // WASI calls run on a fiber (so that they can be abandoned at the deadline); its stack
         // holds the wasm stack and the host's frames.
         config.async_stack_size(self.stack.saturating_add(1 << 20).max(2 << 20));
@@ -136,6 +141,7 @@ impl EngineSpec {
 pub struct SharedEngine {
     pub engine: Engine,
     modules: Arc<Mutex<RememberedModules>>,
+    parallel_compile: bool,
 }
 
 #[derive(Default)]
@@ -179,7 +185,7 @@ pub fn shared(spec: &EngineSpec) -> wasmtime::Result<SharedEngine> {
         return Ok(shared.clone());
     }
     let engine = Engine::new(&spec.config())?;
-    let shared = SharedEngine { engine, modules: Arc::default() };
+    let shared = SharedEngine { engine, modules: Arc::default(), parallel_compile: spec.parallel_compile };
     engines.insert(spec.clone(), shared.clone());
     // Code without epoch checks never reads the epoch: a process whose engines all leave the
     // deadline to the process (a `run`, a worker) has no ticker waking it every tick.
@@ -289,13 +295,15 @@ impl CompileLimit {
 ///
 /// Neither compiler can be interrupted, so a timed-out compile finishes in the background and
 /// its result is dropped; the caller gets `compile-timeout` on time.
-pub(super) fn compile_bounded(engine: &Engine, bytes: Arc<[u8]>, limit: CompileLimit) -> Result<Module, Outcome> {
+pub(super) fn compile_bounded(shared: &SharedEngine, bytes: Arc<[u8]>, limit: CompileLimit) -> Result<Module, Outcome> {
     let (send, receive) = std::sync::mpsc::sync_channel(1);
-    let engine = engine.clone();
+    let (engine, parallel) = (shared.engine.clone(), shared.parallel_compile);
     // Functions compile in parallel on the compile pool only: compile memory is transient per
-    // function in flight, so the pool's size bounds it on any machine.
+    // function in flight, so the pool's size bounds it on any machine. An engine that compiles
+    // serially does so on the compile thread, without waking the pool.
     let job: CompileJob = Box::new(move || {
-        let _ = send.send(COMPILE_POOL.install(|| Module::new(&engine, &bytes)));
+        let module = if parallel { COMPILE_POOL.install(|| Module::new(&engine, &bytes)) } else { Module::new(&engine, &bytes) };
+        let _ = send.send(module);
     });
     run_on_compile_thread(job).map_err(|e| Outcome::failed(Code::CompileTimeout, format!("cannot start the compiler thread: {e}")))?;
     match receive.recv_timeout(limit.deadline.saturating_duration_since(std::time::Instant::now())) {
