@@ -82,8 +82,8 @@ pub struct SandboxOptions {
     /// Compile a module's functions one at a time on the compile thread instead of on the
     /// compile pool: for processes that already run one job per core (conform's workers),
     /// where the pool's threads only add hand-offs and spin between small modules (a `--jobs 2`
-    /// conform of 1000 small cases: 14,000 `sched_yield`s, 1.7-1.85x over `--jobs 1` with the
-    /// pool, 2.0x without).
+    /// conform of 1000 small cases: 14,000 `sched_yield`s, 1.76-1.83x over `--jobs 1` with the
+    /// pool, 1.90-1.94x without).
     pub serial_compile: bool,
 }
 
