@@ -460,7 +460,7 @@ fn pass<'a>(bytes: &'a [u8], features: WasmFeatures, caps: &SectionCaps) -> Resu
 }
 
 /// Modules at least this large have their bodies validated on several threads.
-const PARALLEL_MODULE_BYTES: usize = 256 << 10;
+pub(crate) const PARALLEL_MODULE_BYTES: usize = 256 << 10;
 
 /// Bodies are handed to other threads in batches of about this many bytes: enough work to
 /// outweigh the hand-off, small enough to spread a module over every core.

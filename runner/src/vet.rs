@@ -19,8 +19,6 @@ use crate::source::{PluginFile, ReadError};
 /// The host API version the `stockade` CLI offers; a host embedding Stockade sets its own.
 pub const HOST_API_VERSION: semver::Version = semver::Version::new(1, 0, 0);
 
-/// Modules at least this large are hashed in parallel with their analysis.
-const PARALLEL_HASH_MIN_BYTES: usize = 1 << 20;
 
 /// Repeated findings of one kind past this many are summarised in one more.
 const MAX_REPEATED_FINDINGS: usize = 5;
@@ -223,15 +221,17 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
         return Ok(vetting);
     }
 
-    // The digest does not depend on the analysis, so a large module is hashed on another core
-    // meanwhile. Below the threshold the hand-off costs more than it saves (measured with
-    // benches/vet: a 55 KB module went from 1.22x to 1.39x of bare validation).
+    // The digest does not depend on the analysis, so a module big enough to be validated on the
+    // thread pool is hashed there too, beside its parsing: hashed first on this thread, sql.js's
+    // 688 KB kept both cores waiting 0.45 ms. Below the threshold the hand-off costs more than
+    // it saves (measured with benches/vet: a 55 KB module went from 1.22x to 1.39x of bare
+    // validation).
     // With a memo the digest comes first, since it is the memo's key.
     let (sha256, analysis) = if let Some(memo) = options.memo {
         let sha256 = file.sha256();
         let analysis = decode(file, policy, Some((memo, &sha256)), &mut findings);
         (sha256, analysis)
-    } else if file.bytes().len() >= PARALLEL_HASH_MIN_BYTES {
+    } else if file.bytes().len() >= analyze::PARALLEL_MODULE_BYTES {
         rayon::join(|| file.sha256(), || decode(file, policy, None, &mut findings))
     } else {
         (file.sha256(), decode(file, policy, None, &mut findings))
