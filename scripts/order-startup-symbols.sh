@@ -21,7 +21,6 @@ grind() { valgrind --tool=callgrind --demangle=no --smc-check=all --trace-childr
 
 # The cache is filled under valgrind first: it reports other CPU features than the machine,
 # so an artifact compiled outside it would not load inside it.
-"$bin" --version >/dev/null
 valgrind --tool=none "$bin" run "$greet" --call greet --input world --cache-dir "$work/cache" \
     --compiler cranelift >/dev/null 2>&1
 grind 1-run "$bin" run "$greet" --call greet --input world --cache-dir "$work/cache"

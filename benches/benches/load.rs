@@ -33,7 +33,7 @@ fn compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.sample_size(20).measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(1));
     for (id, compiler) in [("cranelift", Compiler::Cranelift), ("winch", Compiler::Winch)] {
-        let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: None, compiler: Some(compiler), runs_once: true, disposable_process: false, serial_compile: false };
+        let options = SandboxOptions { allocation: Allocation::OnDemand, compiler: Some(compiler), runs_once: true, ..SandboxOptions::default() };
         let sandbox = Sandbox::with_options(&policy, &options).unwrap();
         group.bench_function(id, |b| {
             b.iter(|| {

@@ -182,7 +182,7 @@ pub fn measure(
             spread.insert(name.to_string(), range);
         }
     };
-    let one_shot = |compiler, cache_dir| SandboxOptions { allocation: Allocation::OnDemand, cache_dir, compiler, runs_once: true, disposable_process: false, serial_compile: false };
+    let one_shot = |compiler, cache_dir| SandboxOptions { allocation: Allocation::OnDemand, cache_dir, compiler, runs_once: true, ..SandboxOptions::default() };
     let compiler = options.compiler.unwrap_or(options.policy.engine.compiler);
 
     let mut cold = Rounds::default();
@@ -282,9 +282,9 @@ pub fn measure_call_round(file: &PluginFile, options: &BenchOptions<'_>, cache: 
         cache_dir: Some(cache.to_path_buf()),
         compiler: Some(Compiler::Cranelift),
         runs_once: true,
-        // Measured as a host runs it: epochs, whatever the policy allows a one-shot run.
-        disposable_process: false,
-        serial_compile: false,
+        // Measured as a host runs it (not a disposable process): epochs, whatever the policy
+        // allows a one-shot run.
+        ..SandboxOptions::default()
     };
     let sandbox = Sandbox::with_options(options.policy, &sandbox_options)?;
     let plugin = load(&sandbox, file, &options.load)?;

@@ -19,7 +19,6 @@ use crate::source::{PluginFile, ReadError};
 /// The host API version the `stockade` CLI offers; a host embedding Stockade sets its own.
 pub const HOST_API_VERSION: semver::Version = semver::Version::new(1, 0, 0);
 
-
 /// Repeated findings of one kind past this many are summarised in one more.
 const MAX_REPEATED_FINDINGS: usize = 5;
 

@@ -38,7 +38,7 @@ impl Opts {
         let bytes = file.binary().map_err(|e| anyhow::anyhow!("{e}"))?.into_owned();
         // The engine `stockade run` uses (it started this), so that its next run finds the code:
         // the deadline mechanism changes the code, and with it the cache key.
-        let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: Some(self.cache_dir), compiler: None, runs_once: false, disposable_process: true, serial_compile: false };
+        let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: Some(self.cache_dir), disposable_process: true, ..SandboxOptions::default() };
         let sandbox = Sandbox::with_options(&policy, &options)?;
         Ok(if sandbox.fill_cache(&self.sha256, bytes) { Status::Ok } else { Status::Findings })
     }

@@ -238,7 +238,7 @@ impl CompileArgs {
             compiler: self.compiler,
             runs_once: true,
             disposable_process: true,
-            serial_compile: false,
+            ..stockade::sandbox::SandboxOptions::default()
         })
     }
 

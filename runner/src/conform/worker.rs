@@ -179,7 +179,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
 /// not depend on what an earlier run left there.
 fn sandbox_options(disposable_process: bool) -> SandboxOptions {
     // The supervisor runs a worker per job: each compiles serially (see `serial_compile`).
-    SandboxOptions { allocation: WORKER_ALLOCATION, cache_dir: None, compiler: None, runs_once: true, disposable_process, serial_compile: true }
+    SandboxOptions { allocation: WORKER_ALLOCATION, runs_once: true, disposable_process, serial_compile: true, ..SandboxOptions::default() }
 }
 
 /// Instances a worker holds at once: one case at a time, each of its plugins with its idle

@@ -134,7 +134,7 @@ fn load(line: &str) -> Result<crate::sandbox::Plugin, String> {
     let table: toml::Table = serde_json::from_value(request.policy).map_err(|e| e.to_string())?;
     let text = toml::to_string(&table).map_err(|e| e.to_string())?;
     let policy = Policy::from_toml(&text, crate::document::Origin::Builtin("the host's policy")).map_err(|e| e.to_string())?;
-    let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: None, compiler: None, runs_once: false, disposable_process: true, serial_compile: false };
+    let options = SandboxOptions { allocation: Allocation::OnDemand, disposable_process: true, ..SandboxOptions::default() };
     let sandbox = Sandbox::with_options(&policy, &options).map_err(|e| e.to_string())?;
     let file = PluginFile::read_within(std::path::Path::new(&request.module), policy.limits.module_size.get()).map_err(|e| e.to_string())?;
     match sandbox.load(&file, &LoadOptions { config: request.config, ..LoadOptions::default() }).map_err(|e| e.to_string())? {

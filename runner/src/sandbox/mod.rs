@@ -139,16 +139,15 @@ impl Sandbox {
                 ));
             }
         };
-        let engine_for = |compiler| {
-            engine::shared(&EngineSpec::new(policy, compiler, options.allocation, epochs, !options.serial_compile)).map_err(|e| error(format!("{e:#}")))
-        };
+        let spec_for = |compiler| EngineSpec::new(policy, compiler, options.allocation, epochs, !options.serial_compile);
+        let engine_for = |compiler| engine::shared(&spec_for(compiler)).map_err(|e| error(format!("{e:#}")));
         let optimizing = engine_for(Compiler::Cranelift)?;
         let winch_allowed = match compiler {
             Compiler::Cranelift => false,
             Compiler::Winch => true,
             Compiler::Auto => options.runs_once,
         };
-        let baseline = winch_allowed.then(|| EngineSpec::new(policy, Compiler::Winch, options.allocation, epochs, !options.serial_compile));
+        let baseline = winch_allowed.then(|| spec_for(Compiler::Winch));
         let disk = match &options.cache_dir {
             Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine).map_err(|e| error(e.to_string()))?),
             None => None,
