@@ -356,9 +356,9 @@ pub fn analyze(bytes: &[u8], features: &FeatureSet) -> Result<Analysis, Rejectio
 }
 
 /// [`analyze`] with a policy's caps on types, imports and exports. With `validated`, what an
-/// earlier validation of these very bytes under these features found, the function bodies
-/// are not validated again (the sections still are); when it does not fit the module (another
-/// number of bodies), they are.
+/// earlier validation of these very bytes under these features found, the module is decoded
+/// and analysed but not validated again; when it does not fit the module (another number of
+/// bodies), or the bytes do not decode, it is validated in full.
 pub fn analyze_within(
     bytes: &[u8],
     features: &FeatureSet,
@@ -374,11 +374,13 @@ pub fn analyze_within(
     }
     let allowed = features.wasm_features();
     if let Some(validated) = validated {
-        let mut bodies = 0;
-        match parse(bytes, allowed, caps, |_, _| bodies += 1) {
-            Ok(collector) if bodies == validated.costs.len() => return Ok(apply(collector, validated.clone())),
-            // Sections that no longer validate, or a memo that does not fit: the full pass
-            // below finds what is wrong.
+        // The memo is kept only for bytes that validated in full under these features, and
+        // is trusted only as far as the cache proves it wrote it: these bytes are read, not
+        // validated again (what the validator did was two thirds of a cached run's decoding).
+        match parse(bytes, allowed, caps, None::<fn(_, _)>) {
+            Ok(collector) if collector.bodies() == validated.costs.len() => return Ok(apply(collector, validated.clone())),
+            // Bytes that do not even decode, or a memo that does not fit: the full pass below
+            // finds what is wrong.
             _ => {}
         }
     }
@@ -419,9 +421,9 @@ fn pass<'a>(bytes: &'a [u8], features: WasmFeatures, caps: &SectionCaps) -> Resu
     if bytes.len() < PARALLEL_MODULE_BYTES {
         let mut allocations = FuncValidatorAllocations::default();
         let mut counts = Vec::new();
-        let collector = parse(bytes, features, caps, |func, body| {
+        let collector = parse(bytes, features, caps, Some(|func, body: wasmparser::FunctionBody<'_>| {
             counts.push(validate_body(&mut allocations, func, &body, features));
-        })?;
+        }))?;
         return finish(collector, counts);
     }
     // Big ones: bodies are validated on rayon's pool in batches while this thread reads on
@@ -438,7 +440,7 @@ fn pass<'a>(bytes: &'a [u8], features: WasmFeatures, caps: &SectionCaps) -> Resu
             });
         };
         let (mut batch, mut batch_bytes, mut first) = (Vec::new(), 0, 0);
-        let collector = parse(bytes, features, caps, |func, body| {
+        let collector = parse(bytes, features, caps, Some(|func, body: wasmparser::FunctionBody<'a>| {
             batch_bytes += body.range().len();
             batch.push((func, body));
             if batch_bytes >= BATCH_BODY_BYTES {
@@ -447,7 +449,7 @@ fn pass<'a>(bytes: &'a [u8], features: WasmFeatures, caps: &SectionCaps) -> Resu
                 spawn(first, full);
                 (first, batch_bytes) = (next, 0);
             }
-        });
+        }));
         if !batch.is_empty() {
             spawn(first, batch);
         }
@@ -469,13 +471,15 @@ const BATCH_BODY_BYTES: usize = 64 << 10;
 /// Reads every payload once: section checks by the validator, caps, the collector's records;
 /// each function body goes to `body` with its validator, for the caller to validate when and
 /// where it likes.
+/// Reads the module into a [`Collector`]. With `body`, it is validated as it is read, and each
+/// function body goes to `body` to be validated; without, it is only decoded.
 fn parse<'a>(
     bytes: &'a [u8],
     features: WasmFeatures,
     caps: &SectionCaps,
-    mut body: impl FnMut(FuncToValidate<ValidatorResources>, wasmparser::FunctionBody<'a>),
+    mut body: Option<impl FnMut(FuncToValidate<ValidatorResources>, wasmparser::FunctionBody<'a>)>,
 ) -> Result<Collector, PassError> {
-    let mut validator = Validator::new_with_features(features);
+    let mut validator = body.is_some().then(|| Validator::new_with_features(features));
     let mut parser = Parser::new(0);
     parser.set_features(features);
     let mut collector = Collector::default();
@@ -485,8 +489,10 @@ fn parse<'a>(
             let message = format!("the module declares {count} {what}; `limits.{what}` allows at most {cap}");
             return Err(PassError::Limit { code, offset, message });
         }
-        if let ValidPayload::Func(func, function_body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))? {
-            body(func, function_body);
+        if let (Some(validator), Some(body)) = (validator.as_mut(), body.as_mut()) {
+            if let ValidPayload::Func(func, function_body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))? {
+                body(func, function_body);
+            }
         }
         collector.record(&payload).map_err(|e| (Fault::Decode, e))?;
     }
@@ -546,6 +552,11 @@ pub const LISTED_ITEMS: usize = 100_000;
 pub const LISTED_CUSTOM_SECTIONS: usize = 1000;
 
 impl Collector {
+    /// The function bodies read so far, nested modules' included.
+    fn bodies(&self) -> usize {
+        self.analysis.as_ref().map_or(0, |a| a.bodies.len())
+    }
+
     fn record(&mut self, payload: &Payload<'_>) -> Result<(), BinaryReaderError> {
         if let Payload::Version { encoding, .. } = payload {
             if self.analysis.is_none() {
@@ -884,10 +895,13 @@ mod tests {
         // One that does not fit the module is ignored.
         let short = ValidatedBodies { costs: vec![(7, 1)], beyond_winch: true };
         assert_eq!(analyze_within(&bytes, &features, &caps, Some(&short)).unwrap(), full);
-        // Sections are still validated: a broken type section is refused whatever is handed back.
+        // Bytes that do not decode are refused whatever is handed back: a broken type section.
         let mut broken = bytes.clone();
         let form = bytes.iter().position(|&b| b == 0x60).unwrap(); // the first func type's form
         broken[form] = 0x7f;
         assert!(analyze_within(&broken, &features, &caps, Some(&validated)).is_err());
+        // Caps are the policy's, not the memo's: they still bind.
+        let no_exports = SectionCaps { exports: 0, ..SectionCaps::default() };
+        assert!(matches!(analyze_within(&bytes, &features, &no_exports, Some(&validated)), Err(Rejection::Limit { .. })));
     }
 }

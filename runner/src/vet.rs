@@ -109,9 +109,11 @@ impl Vetting {
 }
 
 /// Keeps what validating a module's bodies found, by the module's digest and the features it
-/// was validated under, for a later vetting of the same bytes. Only a store that can prove it
-/// wrote what it hands back may implement this (the compiled-module cache, under its private
-/// key): what it recalls stands in for validating every function body.
+/// was validated under, for a later vetting of the same bytes. It is recorded only for bytes
+/// that validated in full, and only a store that can prove it wrote what it hands back may
+/// implement this (the compiled-module cache, under its private key): what it recalls stands
+/// in for validating the module again (it is still decoded and analysed, under the policy's
+/// caps).
 pub trait ValidationMemo: std::fmt::Debug + Sync {
     fn recall(&self, sha256: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies>;
     fn record(&self, sha256: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies);

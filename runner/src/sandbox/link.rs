@@ -15,10 +15,16 @@ use super::instance::State;
 
 type Result<T> = wasmtime::Result<T>;
 
-/// The linker for one module: Extism functions by grant, and WASI when the module imports it.
+/// The linker for one module: the Extism functions it imports, by grant, and WASI when it
+/// imports it. (Defining the kernel's functions a module does not import was a tenth of a
+/// cached `stockade run`; they could never be called.)
 pub fn linker(engine: &Engine, grants: &PluginGrants<'_>, module: &Module, host_functions: &HostFunctions) -> Result<Linker<State>> {
     let mut linker: Linker<State> = Linker::new(engine);
-    crate::abi::extism::host::add_to_linker(&mut linker, &|name| grants.allows_import(EXTISM_ENV, name))?;
+    let kernel_imports: Vec<&str> = module.imports().filter(|i| i.module() == EXTISM_ENV).map(|i| i.name()).collect();
+    if !kernel_imports.is_empty() {
+        let wanted = |name: &str| kernel_imports.contains(&name) && grants.allows_import(EXTISM_ENV, name);
+        crate::abi::extism::host::add_to_linker(&mut linker, &wanted)?;
+    }
     if !host_functions.is_empty() {
         let imports: Vec<String> = module.imports().filter(|i| i.module() == EXTISM_USER).map(|i| i.name().to_string()).collect();
         crate::abi::user::add_to_linker(&mut linker, host_functions, &imports, &|name| grants.allows_import(EXTISM_USER, name))?;
