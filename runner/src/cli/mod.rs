@@ -1,7 +1,6 @@
 //! One module per subcommand, each a clap `Opts` with `run()`.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -115,11 +114,12 @@ pub enum Status {
     Findings,
 }
 
-impl From<Status> for ExitCode {
-    fn from(status: Status) -> ExitCode {
-        match status {
-            Status::Ok => ExitCode::SUCCESS,
-            Status::Findings => ExitCode::from(EXIT_FINDINGS),
+impl Status {
+    /// The process's exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Findings => EXIT_FINDINGS,
         }
     }
 }
