@@ -10,16 +10,16 @@
 //! the end of the process), a panic ends the process with status 101, and standard output is
 //! flushed at exit. A stack overflow still ends the process, by SIGSEGV, without the message.
 
-#![no_main]
-
-use std::ffi::{c_char, c_int};
+// The test harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
 use clap::Parser;
 
 mod cli;
 
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     // SAFETY: called once, first, on the only thread.
     unsafe { prepare_process() };
     // std's wrapper exits with 101 after a panic in `main` (the hook has printed it).
@@ -29,6 +29,7 @@ extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
 }
 
 /// What std's runtime does before `main` that this command needs (see the module's comment).
+#[cfg(not(test))]
 unsafe fn prepare_process() {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
     // SAFETY: three valid pollfd entries; a zero timeout never blocks.
@@ -48,6 +49,8 @@ unsafe fn prepare_process() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+// Under test the harness's `main` runs instead.
+#[cfg_attr(test, allow(dead_code))]
 fn run() -> u8 {
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
