@@ -489,10 +489,10 @@ fn parse<'a>(
             let message = format!("the module declares {count} {what}; `limits.{what}` allows at most {cap}");
             return Err(PassError::Limit { code, offset, message });
         }
-        if let (Some(validator), Some(body)) = (validator.as_mut(), body.as_mut()) {
-            if let ValidPayload::Func(func, function_body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))? {
-                body(func, function_body);
-            }
+        if let (Some(validator), Some(body)) = (validator.as_mut(), body.as_mut())
+            && let ValidPayload::Func(func, function_body) = validator.payload(&payload).map_err(|e| (Fault::Validate, e))?
+        {
+            body(func, function_body);
         }
         collector.record(&payload).map_err(|e| (Fault::Decode, e))?;
     }
