@@ -468,11 +468,9 @@ pub(crate) const PARALLEL_MODULE_BYTES: usize = 256 << 10;
 /// outweigh the hand-off, small enough to spread a module over every core.
 const BATCH_BODY_BYTES: usize = 64 << 10;
 
-/// Reads every payload once: section checks by the validator, caps, the collector's records;
-/// each function body goes to `body` with its validator, for the caller to validate when and
-/// where it likes.
-/// Reads the module into a [`Collector`]. With `body`, it is validated as it is read, and each
-/// function body goes to `body` to be validated; without, it is only decoded.
+/// Reads every payload once: caps, the collector's records and, with `body`, section checks by
+/// the validator, each function body going to `body` with its validator, for the caller to
+/// validate when and where it likes. Without `body` the module is only decoded.
 fn parse<'a>(
     bytes: &'a [u8],
     features: WasmFeatures,

@@ -33,12 +33,19 @@ extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char
 unsafe fn prepare_process() {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
     // SAFETY: three valid pollfd entries; a zero timeout never blocks.
-    while unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } == -1 {
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            break;
+    let polled = loop {
+        match unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } {
+            -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+            result => break result != -1,
         }
-    }
-    for fd in fds.iter().filter(|fd| fd.revents & libc::POLLNVAL != 0) {
+    };
+    // Where poll cannot tell (std falls back the same way), each descriptor is asked in turn.
+    let closed = |fd: &libc::pollfd| match polled {
+        true => fd.revents & libc::POLLNVAL != 0,
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        false => (unsafe { libc::fcntl(fd.fd, libc::F_GETFD) }) == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF),
+    };
+    for fd in fds.iter().filter(|fd| closed(fd)) {
         // The lowest free descriptor is the closed one.
         // SAFETY: a constant path; the descriptor is kept for the life of the process.
         if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } != fd.fd {

@@ -63,16 +63,16 @@ impl std::fmt::Debug for HostFunctions {
 pub fn add_to_linker<T: KernelHost>(
     linker: &mut Linker<T>,
     functions: &HostFunctions,
-    imports: &[String],
+    imports: &[&str],
     allows: &dyn Fn(&str) -> bool,
 ) -> wasmtime::Result<()> {
-    for name in imports {
+    for &name in imports {
         let Some(function) = functions.0.get(name) else { continue };
         if !allows(name) {
             continue;
         }
         let function = Arc::clone(function);
-        let label = name.clone();
+        let label = name.to_string();
         linker.func_wrap(EXTISM_USER, name, move |mut caller: Caller<'_, T>, input: i64| -> wasmtime::Result<i64> {
             let kernel = caller.data_mut().kernel_mut();
             // Charged before it is copied: a copy over the budget is never made.

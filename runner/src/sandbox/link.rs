@@ -20,14 +20,11 @@ type Result<T> = wasmtime::Result<T>;
 /// cached `stockade run`; they could never be called.)
 pub fn linker(engine: &Engine, grants: &PluginGrants<'_>, module: &Module, host_functions: &HostFunctions) -> Result<Linker<State>> {
     let mut linker: Linker<State> = Linker::new(engine);
-    let kernel_imports: Vec<&str> = module.imports().filter(|i| i.module() == EXTISM_ENV).map(|i| i.name()).collect();
-    if !kernel_imports.is_empty() {
-        let wanted = |name: &str| kernel_imports.contains(&name) && grants.allows_import(EXTISM_ENV, name);
-        crate::abi::extism::host::add_to_linker(&mut linker, &wanted)?;
-    }
+    let imported = |namespace| module.imports().filter(|i| i.module() == namespace).map(|i| i.name()).collect::<Vec<_>>();
+    let kernel = imported(EXTISM_ENV);
+    crate::abi::extism::host::add_to_linker(&mut linker, &|name| kernel.contains(&name) && grants.allows_import(EXTISM_ENV, name))?;
     if !host_functions.is_empty() {
-        let imports: Vec<String> = module.imports().filter(|i| i.module() == EXTISM_USER).map(|i| i.name().to_string()).collect();
-        crate::abi::user::add_to_linker(&mut linker, host_functions, &imports, &|name| grants.allows_import(EXTISM_USER, name))?;
+        crate::abi::user::add_to_linker(&mut linker, host_functions, &imported(EXTISM_USER), &|name| grants.allows_import(EXTISM_USER, name))?;
     }
     if module.imports().any(|i| i.module() == WASI_P1) {
         add_wasi(&mut linker, grants, module)?;
