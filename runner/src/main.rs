@@ -16,6 +16,8 @@
 use clap::Parser;
 
 mod cli;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod math;
 
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
