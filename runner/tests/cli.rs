@@ -299,6 +299,23 @@ fn run_caches_cranelifts_code_and_trusts_only_what_it_wrote() {
     assert_eq!(code(&out), 2, "the two contradict each other");
 }
 
+/// A cache directory that cannot be created is the operator's error: exit 2, one line that
+/// names the directory.
+#[test]
+fn run_names_a_cache_directory_it_cannot_create() {
+    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let cache = file.join("cache");
+    let out = stockade(&["run", greet, "--call", "greet", "--cache-dir", cache.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("module cache") && err.contains(cache.to_str().unwrap()), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
 fn memos(cache: &Path) -> Vec<std::path::PathBuf> {
     cache_files(cache, "validated")
 }
@@ -604,4 +621,24 @@ fn a_timeout_from_the_process_watchdog_reads_like_one_from_an_epoch() {
     // its own cache entry.
     let (_, auto, _) = run(&spin, "auto");
     assert!(auto["error"].as_str().unwrap().contains("process watchdog"), "{auto}");
+    // The peak is the one the call reached before the deadline, read when the watchdog fired.
+    let grow = dir.path().join("grow.wat");
+    std::fs::write(&grow, r#"(module (memory 1) (func (export "spin") (drop (memory.grow (i32.const 15))) (loop (br 0))))"#).unwrap();
+    for deadline in ["process", "epoch"] {
+        let (status, json, _) = run(&grow, deadline);
+        assert_eq!((status, json["outcome"].as_str()), (1, Some("timeout")), "{json}");
+        let peak = json["stats"]["peak_memory_bytes"].as_u64().unwrap();
+        assert!(peak >= 16 << 16, "{deadline}: peak {peak} under 16 pages: {json}");
+    }
+}
+
+/// `--timed-out` is the process watchdog's, not an operator's: what it did not write is refused
+/// as a bad argument.
+#[test]
+fn run_refuses_figures_the_watchdog_did_not_write() {
+    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    let out = stockade(&["run", greet, "--call", "greet", "--timed-out", "12"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim_end().lines().count(), 1, "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
 }

@@ -227,19 +227,16 @@ impl CompileArgs {
 
     /// A sandbox for one process that runs a plugin once: instances allocated on demand
     /// (nothing reserved up front), Winch for what is not cached under `auto`.
-    pub fn sandbox_options(&self) -> anyhow::Result<stockade::sandbox::SandboxOptions> {
-        let cache_dir = self.cache_dir();
-        if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
-        }
-        Ok(stockade::sandbox::SandboxOptions {
+    /// The sandbox creates the cache directory (its error names it).
+    pub fn sandbox_options(&self) -> stockade::sandbox::SandboxOptions {
+        stockade::sandbox::SandboxOptions {
             allocation: stockade::sandbox::Allocation::OnDemand,
-            cache_dir,
+            cache_dir: self.cache_dir(),
             compiler: self.compiler,
             runs_once: true,
             disposable_process: true,
             ..stockade::sandbox::SandboxOptions::default()
-        })
+        }
     }
 
     /// Starts `stockade fill-cache` in the background to compile the module with Cranelift

@@ -6,7 +6,8 @@ use stockade::Code;
 use stockade::report;
 use stockade::policy::Compiler;
 use stockade::sandbox::cache::Source;
-use stockade::sandbox::{Load, LoadOptions, Sandbox};
+use anyhow::Context;
+use stockade::sandbox::{Load, LoadOptions, Outcome, Sandbox, TimedOut};
 
 use super::{CallArgs, CompileArgs, HumanOrJson, LoadArgs, Status};
 
@@ -28,7 +29,15 @@ pub struct Opts {
 
     #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
     format: HumanOrJson,
+
+    /// Set by the process watchdog when it executes this command again at the call's deadline:
+    /// the figures of the call it ended, to report (nothing is loaded or run).
+    #[arg(long = "timed-out", hide = true, value_name = "FIGURES")]
+    timed_out: Option<String>,
 }
+
+/// The flag the process watchdog re-executes this command with.
+const TIMED_OUT_FLAG: &str = "--timed-out";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -58,10 +67,14 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.load.policy.load()?;
+        if let Some(figures) = &self.timed_out {
+            let timed_out = TimedOut::decode(figures).context("`--timed-out` is for the process watchdog, which sets it")?;
+            return self.report(&stockade::sandbox::timed_out_outcome(&policy.limits, timed_out), &policy);
+        }
         let input = self.target.input()?;
-        let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options()?)?;
+        let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options())?;
         let file = super::read_plugin(&self.target.plugin, &policy)?;
-        let options = LoadOptions { manifest: self.load.manifest, config: self.config.into_iter().collect(), ..LoadOptions::default() };
+        let options = LoadOptions { manifest: self.load.manifest.clone(), config: self.config.iter().cloned().collect(), ..LoadOptions::default() };
         // Standard output is locked only once the call is over: the watchdog prints through it.
         let outcome = match sandbox.load(&file, &options)? {
             Load::Refused(vetting) => {
@@ -75,18 +88,21 @@ impl Opts {
             Load::Failed(outcome) => outcome,
             Load::Ready(plugin) => {
                 // Without epoch checks in the code, the process is the deadline: at the call's
-                // timeout the watchdog prints the `timeout` outcome as this command would and
-                // ends the process.
+                // timeout the `timeout` outcome is printed as this command would print it, and
+                // the process ends. Executing this command again to print it needs no thread;
+                // where that cannot be done, a watchdog thread prints it.
                 let _watchdog = plugin.deadline_by_process().then(|| {
-                    let (format, function, limits, colored) = (self.format, self.target.call.clone(), policy.limits.clone(), super::stdout_colored());
-                    plugin.watchdog(&input, move |outcome| {
-                        let text = match format {
-                            HumanOrJson::Human => report::run::human(&outcome, &function, &limits, colored),
-                            HumanOrJson::Json => format!("{}\n", report::run::json(&outcome)),
-                        };
-                        let mut out = std::io::stdout().lock();
-                        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-                        std::process::exit(i32::from(super::EXIT_FINDINGS));
+                    plugin.watchdog_by_reexec(&input, TIMED_OUT_FLAG).unwrap_or_else(|| {
+                        let (format, function, limits, colored) = (self.format, self.target.call.clone(), policy.limits.clone(), super::stdout_colored());
+                        plugin.watchdog(&input, move |outcome| {
+                            let text = match format {
+                                HumanOrJson::Human => report::run::human(&outcome, &function, &limits, colored),
+                                HumanOrJson::Json => format!("{}\n", report::run::json(&outcome)),
+                            };
+                            let mut out = std::io::stdout().lock();
+                            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                            std::process::exit(i32::from(super::EXIT_FINDINGS));
+                        })
                     })
                 });
                 let outcome = plugin.call(&self.target.call, &input);
@@ -100,10 +116,14 @@ impl Opts {
                 outcome
             }
         };
+        self.report(&outcome, &policy)
+    }
+
+    fn report(&self, outcome: &Outcome, policy: &stockade::Policy) -> anyhow::Result<Status> {
         let mut out = anstream::stdout().lock();
         match self.format {
-            HumanOrJson::Human => write!(out, "{}", report::run::human(&outcome, &self.target.call, &policy.limits, super::stdout_colored()))?,
-            HumanOrJson::Json => writeln!(out, "{}", report::run::json(&outcome))?,
+            HumanOrJson::Human => write!(out, "{}", report::run::human(outcome, &self.target.call, &policy.limits, super::stdout_colored()))?,
+            HumanOrJson::Json => writeln!(out, "{}", report::run::json(outcome))?,
         }
         out.flush()?;
         Ok(if outcome.code == Code::Ok { Status::Ok } else { Status::Findings })

@@ -73,7 +73,7 @@ pub struct DiskCache {
 }
 
 /// Where a module came from, for stats and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     Compiled,

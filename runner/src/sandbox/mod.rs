@@ -46,7 +46,7 @@ use instance::{Call, State, Warm};
 use wasi::WasiSetup;
 
 pub use engine::{Allocation, forget_compiled_modules};
-pub use watchdog::Watchdog;
+pub use watchdog::{TimedOut, Watchdog};
 pub use outcome::{Outcome, Stage, Stats};
 
 /// How many idle instances one plugin keeps for reuse. Idle instances hold pool slots, so this
@@ -60,6 +60,8 @@ pub enum SandboxError {
     Engine { policy: String, message: String },
     #[error(transparent)]
     Read(#[from] crate::source::ReadError),
+    #[error("cannot open the module cache: {0}")]
+    Cache(#[from] cache::CacheError),
 }
 
 /// How a sandbox is built: the instance allocator, the compiled-module cache and the compiler.
@@ -149,7 +151,7 @@ impl Sandbox {
         };
         let baseline = winch_allowed.then(|| spec_for(Compiler::Winch));
         let disk = match &options.cache_dir {
-            Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine).map_err(|e| error(e.to_string()))?),
+            Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine)?),
             None => None,
         };
         Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), policy: policy.clone(), disk, epochs })
@@ -434,6 +436,13 @@ pub struct Input {
     pub args: Vec<String>,
 }
 
+/// The `timeout` outcome of a call the process watchdog ended, under `limits`.
+pub fn timed_out_outcome(limits: &Limits, timed_out: TimedOut) -> Outcome {
+    let timeout = limits.timeout.get();
+    let message = format!("the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)");
+    Outcome::failed(Code::Timeout, message).with_stats(timed_out.stats).at(timed_out.stage)
+}
+
 impl Plugin {
     pub fn abi(&self) -> CallAbi {
         self.abi
@@ -449,24 +458,31 @@ impl Plugin {
     /// that a host call that ends at the deadline reports first), `on_timeout` gets the call's
     /// `timeout` outcome, at the stage the call had reached, and must end the process.
     pub fn watchdog(&self, input: &Input, on_timeout: impl FnOnce(Outcome) + Send + 'static) -> Watchdog {
-        let timeout = self.limits.timeout.get();
-        let stats = Stats {
+        let (stats, budget, limits) = (self.timeout_stats(input), self.budget.clone(), self.limits.clone());
+        Watchdog::arm(self.limits.timeout.get() + watchdog::GRACE, move || {
+            let stats = Stats { peak_memory_bytes: budget.peak(), ..stats };
+            on_timeout(timed_out_outcome(&limits, TimedOut { stats, stage: watchdog::stage_in_flight() }));
+        })
+    }
+
+    /// The watchdog of a process that makes this one call and reports it (`stockade run`): at
+    /// the deadline the program is executed again with `flag` and the call's figures (see
+    /// [`Watchdog::arm_reexec`]), to report the outcome [`timed_out_outcome`] makes of them.
+    /// No thread is started. `None` where the process cannot be executed again.
+    pub fn watchdog_by_reexec(&self, input: &Input, flag: &str) -> Option<Watchdog> {
+        Watchdog::arm_reexec(self.limits.timeout.get() + watchdog::GRACE, flag, &self.timeout_stats(input), &self.budget)
+    }
+
+    /// What a call ended at its deadline reports, but for its peak memory.
+    fn timeout_stats(&self, input: &Input) -> Stats {
+        Stats {
             compile_ns: self.compile_ns,
             input_bytes: input.bytes.len() as u64,
             compiler: Some(self.compiler),
             module_from: Some(self.module_source),
+            wall_ns: (self.limits.timeout.get() + watchdog::GRACE).as_nanos() as u64,
             ..Stats::default()
-        };
-        let budget = self.budget.clone();
-        Watchdog::arm(timeout + watchdog::GRACE, move || {
-            let message = format!(
-                "the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)"
-            );
-            let mut stats = stats;
-            stats.wall_ns = (timeout + watchdog::GRACE).as_nanos() as u64;
-            stats.peak_memory_bytes = budget.peak();
-            on_timeout(Outcome::failed(Code::Timeout, message).with_stats(stats).at(watchdog::stage_in_flight()));
-        })
+        }
     }
 
     pub fn vetting(&self) -> &Vetting {

@@ -10,7 +10,8 @@ use crate::code::Code;
 use crate::log::Logs;
 
 /// Figures for one call.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Instructions executed (fuel consumed), when the policy meters fuel.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,13 +1,24 @@
 //! The deadline where the process is its boundary: the code carries no epoch checks (it runs at
-//! the speed of uninstrumented wasmtime), and a watchdog thread ends the process at the call's
+//! the speed of uninstrumented wasmtime), and a watchdog ends the process at the call's
 //! deadline instead. Host calls still end at the deadline by themselves; the watchdog is for the
 //! wasm code, which nothing else can stop without instrumentation.
+//!
+//! Two ways to watch. A process that makes many calls (a conformance or host worker) has one
+//! thread watch every deadline, and runs the caller's closure there when one passes. A process
+//! that makes one call and reports it (`stockade run`) arms a timer instead: starting a thread
+//! was 3% of a cached run. The timer's signal handler may do only what is safe in a handler (the
+//! call it interrupted may hold the allocator's lock), so it renders nothing: it writes the
+//! call's peak memory and stage into an argument prepared when the timer was armed and
+//! re-executes the program with it ([`Watchdog::arm_reexec`]); the new process, started
+//! clean, prints the `timeout` outcome from those figures ([`TimedOut`]).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::ffi::{CString, OsString};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::outcome::Stage;
+use super::outcome::{Stage, Stats};
+use crate::budget::MemoryBudget;
 
 /// How long after a call's deadline the watchdog fires: a host call (WASI, HTTP, a host
 /// function) that is waiting at the deadline gives up by itself and reports with its full
@@ -40,7 +51,14 @@ pub fn stage_in_flight() -> Stage {
 
 /// Armed for one call; disarmed when dropped (the call returned in time).
 pub struct Watchdog {
-    id: u64,
+    by: Watcher,
+}
+
+enum Watcher {
+    /// The deadline with this id on the watch thread.
+    Thread(u64),
+    /// The process's interval timer.
+    Timer,
 }
 
 /// A deadline being watched, and what to do at it.
@@ -99,13 +117,179 @@ impl Watchdog {
             armed.1.push(Armed { id, at, expired: Box::new(expired) });
             watch.changed.notify_one();
         }
-        Watchdog { id }
+        Watchdog { by: Watcher::Thread(id) }
+    }
+
+    /// For a process that makes one call: after `after`, the program is executed again, as
+    /// `argv[0] argv[1] FLAG TIMED-OUT argv[2..]` (the subcommand stays first), with the
+    /// call's [`TimedOut`] figures; `budget`'s peak and the stage are read when the time comes.
+    /// `None` where that cannot be done (no `/proc/self/exe`, a deadline the timer cannot
+    /// hold, another timer armed): the caller arms [`Watchdog::arm`] instead.
+    pub fn arm_reexec(after: Duration, flag: &str, stats: &Stats, budget: &MemoryBudget) -> Option<Watchdog> {
+        let seconds = libc::time_t::try_from(after.as_secs()).ok()?;
+        let exe = CString::new("/proc/self/exe").expect("no NUL");
+        // SAFETY: a NUL-terminated path.
+        if unsafe { libc::access(exe.as_ptr(), libc::X_OK) } != 0 {
+            return None;
+        }
+        let mut timed_out = TimedOut::encode(stats).into_bytes();
+        timed_out.push(0);
+        let timed_out: &'static mut [u8] = Box::leak(timed_out.into_boxed_slice());
+        let mut args: Vec<OsString> = std::env::args_os().collect();
+        if args.len() < 2 {
+            return None;
+        }
+        let rest = args.split_off(2);
+        let owned: Vec<CString> = args.into_iter().chain([flag.into()]).chain(rest).map(|a| CString::new(a.into_encoded_bytes()).ok()).collect::<Option<_>>()?;
+        let owned: &'static [CString] = Box::leak(owned.into_boxed_slice());
+        let mut argv: Vec<*const libc::c_char> = owned.iter().map(|a| a.as_ptr()).collect();
+        argv.insert(3, timed_out.as_ptr().cast());
+        argv.push(std::ptr::null());
+        let reexec = Box::leak(Box::new(Reexec {
+            exe,
+            argv: argv.into_boxed_slice(),
+            timed_out: timed_out.as_mut_ptr(),
+            budget: budget.clone(),
+        }));
+        // Left in place for the life of the process (a one-shot process arms once): the handler
+        // may be reading it on another thread while the timer is disarmed.
+        if REEXEC.compare_exchange(std::ptr::null_mut(), reexec, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return None;
+        }
+        // SAFETY: installs a handler that only writes bytes into memory prepared above and
+        // calls execve and _exit, which are async-signal-safe; every signal is blocked while it
+        // runs.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_deadline as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigfillset(&mut action.sa_mask);
+            if libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) != 0 {
+                return None;
+            }
+            // A zero value would disarm the timer: a deadline already due fires at once.
+            let micros = libc::suseconds_t::from(after.subsec_micros().max(u32::from(after < Duration::from_micros(1))) as i32);
+            let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: seconds, tv_usec: micros } };
+            if libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) != 0 {
+                return None;
+            }
+        }
+        Some(Watchdog { by: Watcher::Timer })
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        let watch = watch();
-        watch.armed.lock().unwrap_or_else(|p| p.into_inner()).1.retain(|a| a.id != self.id);
+        match self.by {
+            Watcher::Thread(id) => {
+                let watch = watch();
+                watch.armed.lock().unwrap_or_else(|p| p.into_inner()).1.retain(|a| a.id != id);
+            }
+            Watcher::Timer => {
+                let off = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 0 } };
+                // SAFETY: disarms the process's interval timer.
+                unsafe { libc::setitimer(libc::ITIMER_REAL, &off, std::ptr::null_mut()) };
+            }
+        }
+    }
+}
+
+/// What the timer's handler needs, prepared when it was armed.
+struct Reexec {
+    exe: CString,
+    /// NULL-terminated; one entry points at `timed_out`.
+    argv: Box<[*const libc::c_char]>,
+    /// [`TimedOut`]'s encoding, NUL-terminated: its first [`PEAK_DIGITS`] + 1 bytes are
+    /// written by the handler.
+    timed_out: *mut u8,
+    budget: MemoryBudget,
+}
+
+static REEXEC: AtomicPtr<Reexec> = AtomicPtr::new(std::ptr::null_mut());
+
+unsafe extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+extern "C" fn on_deadline(_signal: libc::c_int) {
+    let reexec = REEXEC.load(Ordering::Acquire);
+    if !reexec.is_null() {
+        // SAFETY: set once and never freed; the handler is the only writer of `timed_out`
+        // from here on, and only atomics are read.
+        unsafe {
+            let reexec = &*reexec;
+            let figures = std::slice::from_raw_parts_mut(reexec.timed_out, PEAK_DIGITS + 1);
+            write_digits(&mut figures[..PEAK_DIGITS], reexec.budget.peak());
+            figures[PEAK_DIGITS] = b'0' + STAGE.load(Ordering::Relaxed);
+            libc::execve(reexec.exe.as_ptr(), reexec.argv.as_ptr(), environ);
+        }
+    }
+    const FAILED: &[u8] = b"error: the call ran past its timeout, and the process watchdog could not report it\n";
+    // SAFETY: write and _exit are async-signal-safe.
+    unsafe {
+        libc::write(2, FAILED.as_ptr().cast(), FAILED.len());
+        libc::_exit(1);
+    }
+}
+
+/// `n` in decimal, right-aligned and zero-padded to the slice's width (which holds any u64).
+fn write_digits(out: &mut [u8], mut n: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// Digits of the peak in [`TimedOut`]'s encoding: any u64.
+const PEAK_DIGITS: usize = 20;
+
+/// The figures of a call the timer ended, as the re-executed process receives them: the peak
+/// memory and the stage, written by the handler, then the rest of the call's [`Stats`], known
+/// when the timer was armed.
+#[derive(Debug, PartialEq)]
+pub struct TimedOut {
+    pub stats: Stats,
+    pub stage: Stage,
+}
+
+impl TimedOut {
+    fn encode(stats: &Stats) -> String {
+        let json = serde_json::to_string(stats).expect("stats serialize");
+        format!("{}0{json}", "0".repeat(PEAK_DIGITS))
+    }
+
+    /// `None` for text this module did not write.
+    pub fn decode(text: &str) -> Option<TimedOut> {
+        let (peak, rest) = text.split_at_checked(PEAK_DIGITS)?;
+        let (stage, json) = rest.split_at_checked(1)?;
+        let mut stats: Stats = serde_json::from_str(json).ok()?;
+        stats.peak_memory_bytes = peak.parse().ok()?;
+        let stage = match stage {
+            "0" => Stage::Load,
+            "1" => Stage::Instantiate,
+            "2" => Stage::Call,
+            _ => return None,
+        };
+        Some(TimedOut { stats, stage })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_figures_the_handler_writes_decode_as_they_were() {
+        let stats = Stats { compile_ns: 1234, input_bytes: 5, wall_ns: 7, compiler: Some(crate::policy::Compiler::Winch), module_from: Some(super::super::cache::Source::Disk), ..Stats::default() };
+        let mut encoded = TimedOut::encode(&stats).into_bytes();
+        write_digits(&mut encoded[..PEAK_DIGITS], u64::MAX);
+        encoded[PEAK_DIGITS] = b'2';
+        let decoded = TimedOut::decode(std::str::from_utf8(&encoded).unwrap()).unwrap();
+        assert_eq!(decoded, TimedOut { stats: Stats { peak_memory_bytes: u64::MAX, ..stats.clone() }, stage: Stage::Call });
+        // As armed, before the handler writes: a peak of 0 at the load stage.
+        let armed = TimedOut::decode(&TimedOut::encode(&stats)).unwrap();
+        assert_eq!((armed.stats.peak_memory_bytes, armed.stage), (0, Stage::Load));
+        for garbage in ["", "12", &"9".repeat(21), &format!("{}3{{}}", "0".repeat(20)), &format!("{}1not json", "0".repeat(20))] {
+            assert_eq!(TimedOut::decode(garbage), None, "{garbage}");
+        }
     }
 }
