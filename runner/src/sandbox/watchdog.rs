@@ -13,7 +13,7 @@
 //! clean, prints the `timeout` outcome from those figures ([`TimedOut`]).
 
 use std::ffi::{CString, OsString};
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -145,23 +145,34 @@ impl Watchdog {
         let mut argv: Vec<*const libc::c_char> = owned.iter().map(|a| a.as_ptr()).collect();
         argv.insert(3, timed_out.as_ptr().cast());
         argv.push(std::ptr::null());
+        // SAFETY: reads this thread's signal mask into a sigset_t.
+        let mask = unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask);
+            mask
+        };
         let reexec = Box::leak(Box::new(Reexec {
             exe,
             argv: argv.into_boxed_slice(),
             timed_out: timed_out.as_mut_ptr(),
             budget: budget.clone(),
+            mask,
         }));
         // Left in place for the life of the process (a one-shot process arms once): the handler
         // may be reading it on another thread while the timer is disarmed.
         if REEXEC.compare_exchange(std::ptr::null_mut(), reexec, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return None;
         }
+        TIMER_ARMED.store(true, Ordering::Release);
         // SAFETY: installs a handler that only writes bytes into memory prepared above and
         // calls execve and _exit, which are async-signal-safe; every signal is blocked while it
         // runs.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_deadline as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // A SIGALRM that is not the deadline's returns from the handler: the system call
+            // it interrupted goes on.
+            action.sa_flags = libc::SA_RESTART;
             libc::sigfillset(&mut action.sa_mask);
             if libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) != 0 {
                 return None;
@@ -185,6 +196,7 @@ impl Drop for Watchdog {
                 watch.armed.lock().unwrap_or_else(|p| p.into_inner()).1.retain(|a| a.id != id);
             }
             Watcher::Timer => {
+                TIMER_ARMED.store(false, Ordering::Release);
                 let off = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 0 } };
                 // SAFETY: disarms the process's interval timer.
                 unsafe { libc::setitimer(libc::ITIMER_REAL, &off, std::ptr::null_mut()) };
@@ -202,24 +214,33 @@ struct Reexec {
     /// written by the handler.
     timed_out: *mut u8,
     budget: MemoryBudget,
+    mask: libc::sigset_t,
 }
 
 static REEXEC: AtomicPtr<Reexec> = AtomicPtr::new(std::ptr::null_mut());
+/// The timer is armed for a call in flight: a SIGALRM outside one is not the deadline's.
+static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
     static environ: *const *const libc::c_char;
 }
 
 extern "C" fn on_deadline(_signal: libc::c_int) {
+    if !TIMER_ARMED.load(Ordering::Acquire) {
+        return;
+    }
     let reexec = REEXEC.load(Ordering::Acquire);
     if !reexec.is_null() {
         // SAFETY: set once and never freed; the handler is the only writer of `timed_out`
-        // from here on, and only atomics are read.
+        // from here on, and only atomics are read. The signal mask survives execve: the new
+        // process starts with the mask this one had when the timer was armed, not with the
+        // handler's, which blocks every signal.
         unsafe {
             let reexec = &*reexec;
             let figures = std::slice::from_raw_parts_mut(reexec.timed_out, PEAK_DIGITS + 1);
             write_digits(&mut figures[..PEAK_DIGITS], reexec.budget.peak());
             figures[PEAK_DIGITS] = b'0' + STAGE.load(Ordering::Relaxed);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &reexec.mask, std::ptr::null_mut());
             libc::execve(reexec.exe.as_ptr(), reexec.argv.as_ptr(), environ);
         }
     }
