@@ -116,8 +116,12 @@ impl Serialize for Span {
 /// Range-checked fields: `#[serde(deserialize_with = "units::bytes_in::<MIN, MAX>")]` and the
 /// like. The check runs while the document is read, so an out-of-range value is reported with
 /// its file, line and field like any other error, and no later arithmetic on it can overflow.
+/// The optional ones take a null (as JSON writes a field that is not set) for not set.
 pub fn bytes_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(deserializer: D) -> Result<Bytes, D::Error> {
-    let value = Bytes::deserialize(deserializer)?;
+    bytes_within::<D, MIN, MAX>(Bytes::deserialize(deserializer)?)
+}
+
+fn bytes_within<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(value: Bytes) -> Result<Bytes, D::Error> {
     if !(MIN..=MAX).contains(&value.0) {
         return Err(serde::de::Error::custom(format!("{value} is out of range ({} to {})", Bytes(MIN), Bytes(MAX))));
     }
@@ -128,12 +132,15 @@ pub fn bytes_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(deser
 pub fn opt_bytes_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
     deserializer: D,
 ) -> Result<Option<Bytes>, D::Error> {
-    bytes_in::<D, MIN, MAX>(deserializer).map(Some)
+    Option::<Bytes>::deserialize(deserializer)?.map(bytes_within::<D, MIN, MAX>).transpose()
 }
 
 /// A duration between `MIN_MS` and `MAX_MS` milliseconds.
 pub fn span_in<'de, D: Deserializer<'de>, const MIN_MS: u64, const MAX_MS: u64>(deserializer: D) -> Result<Span, D::Error> {
-    let value = Span::deserialize(deserializer)?;
+    span_within::<D, MIN_MS, MAX_MS>(Span::deserialize(deserializer)?)
+}
+
+fn span_within<'de, D: Deserializer<'de>, const MIN_MS: u64, const MAX_MS: u64>(value: Span) -> Result<Span, D::Error> {
     let (min, max) = (Duration::from_millis(MIN_MS), Duration::from_millis(MAX_MS));
     if !(min..=max).contains(&value.0) {
         return Err(serde::de::Error::custom(format!(
@@ -149,7 +156,7 @@ pub fn span_in<'de, D: Deserializer<'de>, const MIN_MS: u64, const MAX_MS: u64>(
 pub fn opt_span_in<'de, D: Deserializer<'de>, const MIN_MS: u64, const MAX_MS: u64>(
     deserializer: D,
 ) -> Result<Option<Span>, D::Error> {
-    span_in::<D, MIN_MS, MAX_MS>(deserializer).map(Some)
+    Option::<Span>::deserialize(deserializer)?.map(span_within::<D, MIN_MS, MAX_MS>).transpose()
 }
 
 /// An integer between `MIN` and `MAX`.
@@ -158,7 +165,14 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Copy + Into<u64>,
 {
-    let value = T::deserialize(deserializer)?;
+    int_within::<D, T, MIN, MAX>(T::deserialize(deserializer)?)
+}
+
+fn int_within<'de, D, T, const MIN: u64, const MAX: u64>(value: T) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Copy + Into<u64>,
+{
     if !(MIN..=MAX).contains(&value.into()) {
         return Err(serde::de::Error::custom(format!("{} is out of range ({MIN} to {MAX})", value.into())));
     }
@@ -171,7 +185,7 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Copy + Into<u64>,
 {
-    int_in::<D, T, MIN, MAX>(deserializer).map(Some)
+    Option::<T>::deserialize(deserializer)?.map(int_within::<D, T, MIN, MAX>).transpose()
 }
 
 #[cfg(test)]

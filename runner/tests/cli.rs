@@ -632,6 +632,32 @@ fn a_timeout_from_the_process_watchdog_reads_like_one_from_an_epoch() {
     }
 }
 
+/// The process watchdog's report reads nothing again: a policy given through a pipe, read once
+/// when the run started, still gives the report its limits.
+#[test]
+fn a_process_watchdog_report_needs_no_second_reading_of_the_policy() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let spin = dir.path().join("spin.wat");
+    std::fs::write(&spin, r#"(module (func (export "spin") (loop (br 0))))"#).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(["run", spin.to_str().unwrap(), "--call", "spin", "--policy", "/dev/stdin"])
+        .env("NO_COLOR", "1")
+        .env("STOCKADE_CACHE_DIR", dir.path().join("cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let policy = "[policy]\nname = \"piped\"\n[limits]\ntimeout = \"300ms\"\nmemory = \"3MiB\"\n[engine]\ndeadline = \"process\"\n";
+    child.stdin.take().unwrap().write_all(policy.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 1, "{text}{}", stderr(&out));
+    assert!(text.starts_with("timeout: `spin`: the call ran past its timeout of 300ms: ended by the process watchdog"), "{text}");
+    assert!(text.contains("of 3MiB"), "the piped policy's memory limit: {text}");
+}
+
 /// `--timed-out` is the process watchdog's, not an operator's: what it did not write is refused
 /// as a bad argument.
 #[test]

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use stockade::Code;
 use stockade::report;
-use stockade::policy::Compiler;
+use stockade::policy::{Compiler, Limits};
 use stockade::sandbox::cache::Source;
 use anyhow::Context;
 use stockade::sandbox::{Load, LoadOptions, Outcome, Sandbox, TimedOut};
@@ -66,11 +66,11 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let policy = self.load.policy.load()?;
         if let Some(figures) = &self.timed_out {
             let timed_out = TimedOut::decode(figures).context("`--timed-out` is for the process watchdog, which sets it")?;
-            return self.report(&stockade::sandbox::timed_out_outcome(&policy.limits, timed_out), &policy);
+            return self.report(&stockade::sandbox::timed_out_outcome(&timed_out), &timed_out.limits);
         }
+        let policy = self.load.policy.load()?;
         let input = self.target.input()?;
         let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options())?;
         let file = super::read_plugin(&self.target.plugin, &policy)?;
@@ -116,13 +116,13 @@ impl Opts {
                 outcome
             }
         };
-        self.report(&outcome, &policy)
+        self.report(&outcome, &policy.limits)
     }
 
-    fn report(&self, outcome: &Outcome, policy: &stockade::Policy) -> anyhow::Result<Status> {
+    fn report(&self, outcome: &Outcome, limits: &Limits) -> anyhow::Result<Status> {
         let mut out = anstream::stdout().lock();
         match self.format {
-            HumanOrJson::Human => write!(out, "{}", report::run::human(outcome, &self.target.call, &policy.limits, super::stdout_colored()))?,
+            HumanOrJson::Human => write!(out, "{}", report::run::human(outcome, &self.target.call, limits, super::stdout_colored()))?,
             HumanOrJson::Json => writeln!(out, "{}", report::run::json(outcome))?,
         }
         out.flush()?;

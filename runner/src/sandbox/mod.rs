@@ -436,11 +436,11 @@ pub struct Input {
     pub args: Vec<String>,
 }
 
-/// The `timeout` outcome of a call the process watchdog ended, under `limits`.
-pub fn timed_out_outcome(limits: &Limits, timed_out: TimedOut) -> Outcome {
-    let timeout = limits.timeout.get();
+/// The `timeout` outcome of a call the process watchdog ended.
+pub fn timed_out_outcome(timed_out: &TimedOut) -> Outcome {
+    let timeout = timed_out.limits.timeout.get();
     let message = format!("the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)");
-    Outcome::failed(Code::Timeout, message).with_stats(timed_out.stats).at(timed_out.stage)
+    Outcome::failed(Code::Timeout, message).with_stats(timed_out.stats.clone()).at(timed_out.stage)
 }
 
 impl Plugin {
@@ -461,7 +461,7 @@ impl Plugin {
         let (stats, budget, limits) = (self.timeout_stats(input), self.budget.clone(), self.limits.clone());
         Watchdog::arm(self.limits.timeout.get() + watchdog::GRACE, move || {
             let stats = Stats { peak_memory_bytes: budget.peak(), ..stats };
-            on_timeout(timed_out_outcome(&limits, TimedOut { stats, stage: watchdog::stage_in_flight() }));
+            on_timeout(timed_out_outcome(&TimedOut { stats, stage: watchdog::stage_in_flight(), limits }));
         })
     }
 
@@ -470,7 +470,7 @@ impl Plugin {
     /// [`Watchdog::arm_reexec`]), to report the outcome [`timed_out_outcome`] makes of them.
     /// No thread is started. `None` where the process cannot be executed again.
     pub fn watchdog_by_reexec(&self, input: &Input, flag: &str) -> Option<Watchdog> {
-        Watchdog::arm_reexec(self.limits.timeout.get() + watchdog::GRACE, flag, &self.timeout_stats(input), &self.budget)
+        Watchdog::arm_reexec(self.limits.timeout.get() + watchdog::GRACE, flag, &self.timeout_stats(input), &self.limits, &self.budget)
     }
 
     /// What a call ended at its deadline reports, but for its peak memory.

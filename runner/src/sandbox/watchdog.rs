@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::outcome::{Stage, Stats};
 use crate::budget::MemoryBudget;
+use crate::policy::Limits;
 
 /// How long after a call's deadline the watchdog fires: a host call (WASI, HTTP, a host
 /// function) that is waiting at the deadline gives up by itself and reports with its full
@@ -125,14 +126,14 @@ impl Watchdog {
     /// call's [`TimedOut`] figures; `budget`'s peak and the stage are read when the time comes.
     /// `None` where that cannot be done (no `/proc/self/exe`, a deadline the timer cannot
     /// hold, another timer armed): the caller arms [`Watchdog::arm`] instead.
-    pub fn arm_reexec(after: Duration, flag: &str, stats: &Stats, budget: &MemoryBudget) -> Option<Watchdog> {
+    pub fn arm_reexec(after: Duration, flag: &str, stats: &Stats, limits: &Limits, budget: &MemoryBudget) -> Option<Watchdog> {
         let seconds = libc::time_t::try_from(after.as_secs()).ok()?;
         let exe = CString::new("/proc/self/exe").expect("no NUL");
         // SAFETY: a NUL-terminated path.
         if unsafe { libc::access(exe.as_ptr(), libc::X_OK) } != 0 {
             return None;
         }
-        let mut timed_out = TimedOut::encode(stats).into_bytes();
+        let mut timed_out = TimedOut::encode(stats, limits).into_bytes();
         timed_out.push(0);
         let timed_out: &'static mut [u8] = Box::leak(timed_out.into_boxed_slice());
         let mut args: Vec<OsString> = std::env::args_os().collect();
@@ -163,7 +164,6 @@ impl Watchdog {
         if REEXEC.compare_exchange(std::ptr::null_mut(), reexec, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return None;
         }
-        TIMER_ARMED.store(true, Ordering::Release);
         // SAFETY: installs a handler that only writes bytes into memory prepared above and
         // calls execve and _exit, which are async-signal-safe; every signal is blocked while it
         // runs.
@@ -180,7 +180,9 @@ impl Watchdog {
             // A zero value would disarm the timer: a deadline already due fires at once.
             let micros = libc::suseconds_t::from(after.subsec_micros().max(u32::from(after < Duration::from_micros(1))) as i32);
             let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: seconds, tv_usec: micros } };
+            TIMER_ARMED.store(true, Ordering::Release);
             if libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) != 0 {
+                TIMER_ARMED.store(false, Ordering::Release);
                 return None;
             }
         }
@@ -264,17 +266,25 @@ fn write_digits(out: &mut [u8], mut n: u64) {
 const PEAK_DIGITS: usize = 20;
 
 /// The figures of a call the timer ended, as the re-executed process receives them: the peak
-/// memory and the stage, written by the handler, then the rest of the call's [`Stats`], known
-/// when the timer was armed.
+/// memory and the stage, written by the handler, then the rest of the call's [`Stats`] and
+/// the limits it ran under, known when the timer was armed (the process that reports reads
+/// nothing again: a policy given as a pipe could not be).
 #[derive(Debug, PartialEq)]
 pub struct TimedOut {
     pub stats: Stats,
     pub stage: Stage,
+    pub limits: Limits,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KnownWhenArmed<S, L> {
+    stats: S,
+    limits: L,
 }
 
 impl TimedOut {
-    fn encode(stats: &Stats) -> String {
-        let json = serde_json::to_string(stats).expect("stats serialize");
+    fn encode(stats: &Stats, limits: &Limits) -> String {
+        let json = serde_json::to_string(&KnownWhenArmed { stats, limits }).expect("stats and limits serialize");
         format!("{}0{json}", "0".repeat(PEAK_DIGITS))
     }
 
@@ -282,7 +292,7 @@ impl TimedOut {
     pub fn decode(text: &str) -> Option<TimedOut> {
         let (peak, rest) = text.split_at_checked(PEAK_DIGITS)?;
         let (stage, json) = rest.split_at_checked(1)?;
-        let mut stats: Stats = serde_json::from_str(json).ok()?;
+        let KnownWhenArmed::<Stats, Limits> { mut stats, limits } = serde_json::from_str(json).ok()?;
         stats.peak_memory_bytes = peak.parse().ok()?;
         let stage = match stage {
             "0" => Stage::Load,
@@ -290,7 +300,7 @@ impl TimedOut {
             "2" => Stage::Call,
             _ => return None,
         };
-        Some(TimedOut { stats, stage })
+        Some(TimedOut { stats, stage, limits })
     }
 }
 
@@ -301,13 +311,16 @@ mod tests {
     #[test]
     fn the_figures_the_handler_writes_decode_as_they_were() {
         let stats = Stats { compile_ns: 1234, input_bytes: 5, wall_ns: 7, compiler: Some(crate::policy::Compiler::Winch), module_from: Some(super::super::cache::Source::Disk), ..Stats::default() };
-        let mut encoded = TimedOut::encode(&stats).into_bytes();
+        let text = crate::policy::DEFAULT_POLICY_TOML.replacen("timeout = \"5s\"", "timeout = \"300ms\"", 1);
+        let limits = crate::Policy::from_toml(&text, crate::document::Origin::Builtin("test")).unwrap().limits;
+        assert_eq!(limits.timeout.get(), Duration::from_millis(300), "the policy was changed");
+        let mut encoded = TimedOut::encode(&stats, &limits).into_bytes();
         write_digits(&mut encoded[..PEAK_DIGITS], u64::MAX);
         encoded[PEAK_DIGITS] = b'2';
         let decoded = TimedOut::decode(std::str::from_utf8(&encoded).unwrap()).unwrap();
-        assert_eq!(decoded, TimedOut { stats: Stats { peak_memory_bytes: u64::MAX, ..stats.clone() }, stage: Stage::Call });
+        assert_eq!(decoded, TimedOut { stats: Stats { peak_memory_bytes: u64::MAX, ..stats.clone() }, stage: Stage::Call, limits: limits.clone() });
         // As armed, before the handler writes: a peak of 0 at the load stage.
-        let armed = TimedOut::decode(&TimedOut::encode(&stats)).unwrap();
+        let armed = TimedOut::decode(&TimedOut::encode(&stats, &limits)).unwrap();
         assert_eq!((armed.stats.peak_memory_bytes, armed.stage), (0, Stage::Load));
         for garbage in ["", "12", &"9".repeat(21), &format!("{}3{{}}", "0".repeat(20)), &format!("{}1not json", "0".repeat(20))] {
             assert_eq!(TimedOut::decode(garbage), None, "{garbage}");
