@@ -95,10 +95,7 @@ impl Opts {
                     plugin.watchdog_by_reexec(&input, TIMED_OUT_FLAG).unwrap_or_else(|| {
                         let (format, function, limits, colored) = (self.format, self.target.call.clone(), policy.limits.clone(), super::stdout_colored());
                         plugin.watchdog(&input, move |outcome| {
-                            let text = match format {
-                                HumanOrJson::Human => report::run::human(&outcome, &function, &limits, colored),
-                                HumanOrJson::Json => format!("{}\n", report::run::json(&outcome)),
-                            };
+                            let text = render(format, &outcome, &function, &limits, colored);
                             let mut out = std::io::stdout().lock();
                             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
                             std::process::exit(i32::from(super::EXIT_FINDINGS));
@@ -110,8 +107,8 @@ impl Opts {
                     self.compile.fill_cache_in_background(&self.target.plugin, &plugin.vetting().sha256, &policy);
                 }
                 // The process ends after the report, and the kernel takes its memory back in
-                // one piece: unmapping the instance first was a system call and a TLB
-                // shootdown to the watchdog's core for nothing.
+                // one piece: unmapping the instance first was a system call for nothing (and a
+                // TLB shootdown where a watchdog thread runs).
                 std::mem::forget(plugin);
                 outcome
             }
@@ -121,11 +118,16 @@ impl Opts {
 
     fn report(&self, outcome: &Outcome, limits: &Limits) -> anyhow::Result<Status> {
         let mut out = anstream::stdout().lock();
-        match self.format {
-            HumanOrJson::Human => write!(out, "{}", report::run::human(outcome, &self.target.call, limits, super::stdout_colored()))?,
-            HumanOrJson::Json => writeln!(out, "{}", report::run::json(outcome))?,
-        }
+        out.write_all(render(self.format, outcome, &self.target.call, limits, super::stdout_colored()).as_bytes())?;
         out.flush()?;
         Ok(if outcome.code == Code::Ok { Status::Ok } else { Status::Findings })
+    }
+}
+
+/// The call's report as this command prints it.
+fn render(format: HumanOrJson, outcome: &Outcome, function: &str, limits: &Limits, colored: bool) -> String {
+    match format {
+        HumanOrJson::Human => report::run::human(outcome, function, limits, colored),
+        HumanOrJson::Json => format!("{}\n", report::run::json(outcome)),
     }
 }
