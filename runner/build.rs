@@ -1,5 +1,5 @@
 //! Links the `stockade` binary for a short process: its code laid out in the order a run
-//! executes it, and no unwinder to load.
+//! executes it, no unwinder to load, and its relocations packed.
 //!
 //! A cached `stockade run` is over in a couple of milliseconds, and most of them went to page
 //! faults: the functions it executes (about 950, 1.5 MB) were spread over 120 of the 64 KiB
@@ -33,6 +33,22 @@ fn main() {
     if libgcc_eh_available() {
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
     }
+    // Relative relocations packed (DT_RELR): the loader reads 8 KB of them at every start
+    // instead of 700 KB of RELA entries (176 pages mapped for nothing but that). A cached run
+    // was 3-7% faster. The binary then needs glibc 2.36 (the linker records the need, so an
+    // older loader refuses it by name), so only where the glibc that builds it has it.
+    if glibc_at_least(2, 36) {
+        println!("cargo:rustc-link-arg-bin=stockade=-Wl,-z,pack-relative-relocs");
+    }
+}
+
+/// Whether this machine's glibc (the one a native build runs on) is at least `major.minor`.
+fn glibc_at_least(major: u32, minor: u32) -> bool {
+    let Ok(out) = std::process::Command::new("getconf").arg("GNU_LIBC_VERSION").output() else { return false };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.trim().strip_prefix("glibc ").unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    matches!((parts.next(), parts.next()), (Some(Some(a)), Some(Some(b))) if (a, b) >= (major, minor))
 }
 
 /// Whether the C compiler that links (`cc` unless cargo was told otherwise) has the static
