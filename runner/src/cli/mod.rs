@@ -226,8 +226,8 @@ impl CompileArgs {
     }
 
     /// A sandbox for one process that runs a plugin once: instances allocated on demand
-    /// (nothing reserved up front), Winch for what is not cached under `auto`.
-    /// The sandbox creates the cache directory (its error names it).
+    /// (nothing reserved up front), Winch for what is not cached under `auto`. The sandbox
+    /// creates the cache directory (its error names it).
     pub fn sandbox_options(&self) -> stockade::sandbox::SandboxOptions {
         stockade::sandbox::SandboxOptions {
             allocation: stockade::sandbox::Allocation::OnDemand,

@@ -68,7 +68,7 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         if let Some(figures) = &self.timed_out {
             let timed_out = TimedOut::decode(figures).context("`--timed-out` is for the process watchdog, which sets it")?;
-            return self.report(&stockade::sandbox::timed_out_outcome(&timed_out), &timed_out.limits);
+            return self.report(&timed_out.outcome(), &timed_out.limits);
         }
         let policy = self.load.policy.load()?;
         let input = self.target.input()?;

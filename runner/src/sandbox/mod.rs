@@ -436,13 +436,6 @@ pub struct Input {
     pub args: Vec<String>,
 }
 
-/// The `timeout` outcome of a call the process watchdog ended.
-pub fn timed_out_outcome(timed_out: &TimedOut) -> Outcome {
-    let timeout = timed_out.limits.timeout.get();
-    let message = format!("the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)");
-    Outcome::failed(Code::Timeout, message).with_stats(timed_out.stats.clone()).at(timed_out.stage)
-}
-
 impl Plugin {
     pub fn abi(&self) -> CallAbi {
         self.abi
@@ -461,13 +454,13 @@ impl Plugin {
         let (stats, budget, limits) = (self.timeout_stats(input), self.budget.clone(), self.limits.clone());
         Watchdog::arm(self.limits.timeout.get() + watchdog::GRACE, move || {
             let stats = Stats { peak_memory_bytes: budget.peak(), ..stats };
-            on_timeout(timed_out_outcome(&TimedOut { stats, stage: watchdog::stage_in_flight(), limits }));
+            on_timeout(TimedOut { stats, stage: watchdog::stage_in_flight(), limits }.outcome());
         })
     }
 
     /// The watchdog of a process that makes this one call and reports it (`stockade run`): at
     /// the deadline the program is executed again with `flag` and the call's figures (see
-    /// [`Watchdog::arm_reexec`]), to report the outcome [`timed_out_outcome`] makes of them.
+    /// [`Watchdog::arm_reexec`]), to report the outcome [`TimedOut::outcome`] makes of them.
     /// No thread is started. `None` where the process cannot be executed again.
     pub fn watchdog_by_reexec(&self, input: &Input, flag: &str) -> Option<Watchdog> {
         Watchdog::arm_reexec(self.limits.timeout.get() + watchdog::GRACE, flag, &self.timeout_stats(input), &self.limits, &self.budget)

@@ -12,12 +12,13 @@
 //! re-executes the program with it ([`Watchdog::arm_reexec`]); the new process, started
 //! clean, prints the `timeout` outcome from those figures ([`TimedOut`]).
 
-use std::ffi::{CString, OsString};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use std::ffi::{CStr, CString, OsString};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::outcome::{Stage, Stats};
+use super::outcome::{Outcome, Stage, Stats};
+use crate::code::Code;
 use crate::budget::MemoryBudget;
 use crate::policy::Limits;
 
@@ -30,24 +31,17 @@ pub const GRACE: Duration = Duration::from_millis(20);
 /// time), for the watchdog's outcome.
 static STAGE: AtomicU8 = AtomicU8::new(0);
 
+/// The stages in the order a call passes them; a stage's number is its index, in [`STAGE`] and
+/// in [`TimedOut`]'s encoding.
+const STAGES: [Stage; 3] = [Stage::Load, Stage::Instantiate, Stage::Call];
+
 pub(super) fn enter(stage: Stage) {
-    STAGE.store(
-        match stage {
-            Stage::Load => 0,
-            Stage::Instantiate => 1,
-            Stage::Call => 2,
-        },
-        Ordering::Relaxed,
-    );
+    STAGE.store(STAGES.iter().position(|s| *s == stage).unwrap_or_default() as u8, Ordering::Relaxed);
 }
 
 /// Where the call in flight was when the watchdog fired.
 pub fn stage_in_flight() -> Stage {
-    match STAGE.load(Ordering::Relaxed) {
-        0 => Stage::Load,
-        1 => Stage::Instantiate,
-        _ => Stage::Call,
-    }
+    STAGES[usize::from(STAGE.load(Ordering::Relaxed)).min(STAGES.len() - 1)]
 }
 
 /// Armed for one call; disarmed when dropped (the call returned in time).
@@ -125,26 +119,26 @@ impl Watchdog {
     /// `argv[0] argv[1] FLAG TIMED-OUT argv[2..]` (the subcommand stays first), with the
     /// call's [`TimedOut`] figures; `budget`'s peak and the stage are read when the time comes.
     /// `None` where that cannot be done (no `/proc/self/exe`, a deadline the timer cannot
-    /// hold, another timer armed): the caller arms [`Watchdog::arm`] instead.
+    /// hold, a timer armed already): the caller arms [`Watchdog::arm`] instead.
     pub fn arm_reexec(after: Duration, flag: &str, stats: &Stats, limits: &Limits, budget: &MemoryBudget) -> Option<Watchdog> {
-        let seconds = libc::time_t::try_from(after.as_secs()).ok()?;
-        let exe = CString::new("/proc/self/exe").expect("no NUL");
         // SAFETY: a NUL-terminated path.
-        if unsafe { libc::access(exe.as_ptr(), libc::X_OK) } != 0 {
+        if unsafe { libc::access(EXE.as_ptr(), libc::X_OK) } != 0 {
             return None;
         }
-        let mut timed_out = TimedOut::encode(stats, limits).into_bytes();
-        timed_out.push(0);
-        let timed_out: &'static mut [u8] = Box::leak(timed_out.into_boxed_slice());
         let mut args: Vec<OsString> = std::env::args_os().collect();
         if args.len() < 2 {
             return None;
         }
         let rest = args.split_off(2);
-        let owned: Vec<CString> = args.into_iter().chain([flag.into()]).chain(rest).map(|a| CString::new(a.into_encoded_bytes()).ok()).collect::<Option<_>>()?;
-        let owned: &'static [CString] = Box::leak(owned.into_boxed_slice());
-        let mut argv: Vec<*const libc::c_char> = owned.iter().map(|a| a.as_ptr()).collect();
-        argv.insert(3, timed_out.as_ptr().cast());
+        let timed_out = OsString::from(TimedOut::encode(stats, limits));
+        // Each argument is leaked, with the rest of what the handler reads (see below).
+        let mut argv: Vec<*const libc::c_char> = args
+            .into_iter()
+            .chain([flag.into(), timed_out])
+            .chain(rest)
+            .map(|arg| CString::new(arg.into_encoded_bytes()).ok().map(|arg| arg.into_raw().cast_const()))
+            .collect::<Option<_>>()?;
+        let timed_out = argv[3].cast_mut().cast::<u8>();
         argv.push(std::ptr::null());
         // SAFETY: reads this thread's signal mask into a sigset_t.
         let mask = unsafe {
@@ -153,14 +147,13 @@ impl Watchdog {
             mask
         };
         let reexec = Box::leak(Box::new(Reexec {
-            exe,
             argv: argv.into_boxed_slice(),
-            timed_out: timed_out.as_mut_ptr(),
+            timed_out,
             budget: budget.clone(),
             mask,
         }));
-        // Left in place for the life of the process (a one-shot process arms once): the handler
-        // may be reading it on another thread while the timer is disarmed.
+        // Never freed (a one-shot process arms once): the handler may be reading it on another
+        // thread while the timer is disarmed.
         if REEXEC.compare_exchange(std::ptr::null_mut(), reexec, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return None;
         }
@@ -175,16 +168,14 @@ impl Watchdog {
             action.sa_flags = libc::SA_RESTART;
             libc::sigfillset(&mut action.sa_mask);
             if libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) != 0 {
+                REEXEC.store(std::ptr::null_mut(), Ordering::Release);
                 return None;
             }
-            // A zero value would disarm the timer: a deadline already due fires at once.
-            let micros = libc::suseconds_t::from(after.subsec_micros().max(u32::from(after < Duration::from_micros(1))) as i32);
-            let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: seconds, tv_usec: micros } };
-            TIMER_ARMED.store(true, Ordering::Release);
-            if libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) != 0 {
-                TIMER_ARMED.store(false, Ordering::Release);
-                return None;
-            }
+        }
+        // A zero value would disarm the timer: a deadline already due fires at once.
+        if !set_timer(after.max(Duration::from_micros(1))) {
+            REEXEC.store(std::ptr::null_mut(), Ordering::Release);
+            return None;
         }
         Some(Watchdog { by: Watcher::Timer })
     }
@@ -198,18 +189,29 @@ impl Drop for Watchdog {
                 watch.armed.lock().unwrap_or_else(|p| p.into_inner()).1.retain(|a| a.id != id);
             }
             Watcher::Timer => {
-                TIMER_ARMED.store(false, Ordering::Release);
-                let off = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 0 } };
-                // SAFETY: disarms the process's interval timer.
-                unsafe { libc::setitimer(libc::ITIMER_REAL, &off, std::ptr::null_mut()) };
+                // Disarmed for the handler first: a SIGALRM from now on is not this deadline's.
+                REEXEC.store(std::ptr::null_mut(), Ordering::Release);
+                set_timer(Duration::ZERO);
             }
         }
     }
 }
 
+/// Sets the process's one-shot interval timer to `after` (zero disarms it); false where the
+/// deadline is past what it holds or the call fails.
+fn set_timer(after: Duration) -> bool {
+    let Ok(seconds) = libc::time_t::try_from(after.as_secs()) else { return false };
+    let value = libc::timeval { tv_sec: seconds, tv_usec: after.subsec_micros().into() };
+    let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: value };
+    // SAFETY: a valid itimerval; the old value is not asked for.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) == 0 }
+}
+
+/// What the timer's handler executes: this process's program, whatever its path now.
+const EXE: &CStr = c"/proc/self/exe";
+
 /// What the timer's handler needs, prepared when it was armed.
 struct Reexec {
-    exe: CString,
     /// NULL-terminated; one entry points at `timed_out`.
     argv: Box<[*const libc::c_char]>,
     /// [`TimedOut`]'s encoding, NUL-terminated: its first [`PEAK_DIGITS`] + 1 bytes are
@@ -219,32 +221,29 @@ struct Reexec {
     mask: libc::sigset_t,
 }
 
+/// Set while a call is armed; a SIGALRM outside one is not the deadline's.
 static REEXEC: AtomicPtr<Reexec> = AtomicPtr::new(std::ptr::null_mut());
-/// The timer is armed for a call in flight: a SIGALRM outside one is not the deadline's.
-static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
     static environ: *const *const libc::c_char;
 }
 
 extern "C" fn on_deadline(_signal: libc::c_int) {
-    if !TIMER_ARMED.load(Ordering::Acquire) {
+    let reexec = REEXEC.load(Ordering::Acquire);
+    if reexec.is_null() {
         return;
     }
-    let reexec = REEXEC.load(Ordering::Acquire);
-    if !reexec.is_null() {
-        // SAFETY: set once and never freed; the handler is the only writer of `timed_out`
-        // from here on, and only atomics are read. The signal mask survives execve: the new
-        // process starts with the mask this one had when the timer was armed, not with the
-        // handler's, which blocks every signal.
-        unsafe {
-            let reexec = &*reexec;
-            let figures = std::slice::from_raw_parts_mut(reexec.timed_out, PEAK_DIGITS + 1);
-            write_digits(&mut figures[..PEAK_DIGITS], reexec.budget.peak());
-            figures[PEAK_DIGITS] = b'0' + STAGE.load(Ordering::Relaxed);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &reexec.mask, std::ptr::null_mut());
-            libc::execve(reexec.exe.as_ptr(), reexec.argv.as_ptr(), environ);
-        }
+    // SAFETY: never freed; the handler is the only writer of `timed_out` from here on, and
+    // only atomics are read. The signal mask survives execve: the new process starts with the
+    // mask this one had when the timer was armed, not with the handler's, which blocks every
+    // signal.
+    unsafe {
+        let reexec = &*reexec;
+        let figures = std::slice::from_raw_parts_mut(reexec.timed_out, PEAK_DIGITS + 1);
+        write_digits(&mut figures[..PEAK_DIGITS], reexec.budget.peak());
+        figures[PEAK_DIGITS] = b'0' + STAGE.load(Ordering::Relaxed);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &reexec.mask, std::ptr::null_mut());
+        libc::execve(EXE.as_ptr(), reexec.argv.as_ptr(), environ);
     }
     const FAILED: &[u8] = b"error: the call ran past its timeout, and the process watchdog could not report it\n";
     // SAFETY: write and _exit are async-signal-safe.
@@ -294,13 +293,15 @@ impl TimedOut {
         let (stage, json) = rest.split_at_checked(1)?;
         let KnownWhenArmed::<Stats, Limits> { mut stats, limits } = serde_json::from_str(json).ok()?;
         stats.peak_memory_bytes = peak.parse().ok()?;
-        let stage = match stage {
-            "0" => Stage::Load,
-            "1" => Stage::Instantiate,
-            "2" => Stage::Call,
-            _ => return None,
-        };
+        let stage = *STAGES.get(usize::from(stage.parse::<u8>().ok()?))?;
         Some(TimedOut { stats, stage, limits })
+    }
+
+    /// The `timeout` outcome it reports.
+    pub fn outcome(&self) -> Outcome {
+        let timeout = self.limits.timeout.get();
+        let message = format!("the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)");
+        Outcome::failed(Code::Timeout, message).with_stats(self.stats.clone()).at(self.stage)
     }
 }
 
