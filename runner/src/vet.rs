@@ -14,7 +14,7 @@ use crate::document::{DocumentError, Origin};
 use crate::manifest::{MANIFEST_SECTION, Manifest};
 use crate::policy::Policy;
 use crate::signature::{self, FileVerdict, Outcome, SignatureFile};
-use crate::source::{PluginFile, ReadError};
+use crate::source::{PluginFile, ReadError, Sha256};
 
 /// The host API version the `stockade` CLI offers; a host embedding Stockade sets its own.
 pub const HOST_API_VERSION: semver::Version = semver::Version::new(1, 0, 0);
@@ -87,7 +87,7 @@ impl ManifestStatus {
 #[derive(Clone, Debug)]
 pub struct Vetting {
     pub path: PathBuf,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: usize,
     pub findings: Vec<Finding>,
     /// `None` when the module could not be decoded or was not analysed (too large).
@@ -108,15 +108,16 @@ impl Vetting {
     }
 }
 
-/// Keeps what validating a module's bodies found, by the module's digest and the features it
+/// Keeps what validating a module's bodies found, by the module's cache key
+/// ([`PluginFile::cache_key`]) and the features it
 /// was validated under, for a later vetting of the same bytes. It is recorded only for bytes
 /// that validated in full, and only a store that can prove it wrote what it hands back may
 /// implement this (the compiled-module cache, under its private key): what it recalls stands
 /// in for validating the module again (it is still decoded and analysed, under the policy's
 /// caps).
 pub trait ValidationMemo: std::fmt::Debug + Sync {
-    fn recall(&self, sha256: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies>;
-    fn record(&self, sha256: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies);
+    fn recall(&self, cache_key: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies>;
+    fn record(&self, cache_key: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies);
 }
 
 /// How to vet.
@@ -199,7 +200,7 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
     let mut findings = Findings { policy, list: Vec::new() };
     let mut vetting = Vetting {
         path: file.path.clone(),
-        sha256: String::new(),
+        sha256: file.sha256(),
         size: file.size() as usize,
         findings: Vec::new(),
         analysis: None,
@@ -217,27 +218,25 @@ pub fn vet(file: &PluginFile, options: &VetOptions<'_>) -> Result<Vetting, ReadE
         ) {
             f.help("strip custom sections (debug info, names) and optimise for size, or raise limits.module-size");
         }
-        vetting.sha256 = file.sha256();
         vetting.findings = findings.list;
         return Ok(vetting);
     }
 
-    // The digest does not depend on the analysis, so a module big enough to be validated on the
-    // thread pool is hashed there too, beside its parsing: hashed first on this thread, sql.js's
-    // 688 KB kept both cores waiting 0.45 ms. Below the threshold the hand-off costs more than
-    // it saves (measured with benches/vet: a 55 KB module went from 1.22x to 1.39x of bare
-    // validation).
-    // With a memo the digest comes first, since it is the memo's key.
-    let (sha256, analysis) = if let Some(memo) = options.memo {
-        let sha256 = file.sha256();
-        let analysis = decode(file, policy, Some((memo, &sha256)), &mut findings);
-        (sha256, analysis)
+    // The SHA-256 does not depend on the analysis, so a module big enough to be validated on
+    // the thread pool is hashed there too, beside its parsing: hashed first on this thread,
+    // sql.js's 688 KB kept both cores waiting 0.45 ms. Below the threshold the hand-off costs
+    // more than it saves (measured with benches/vet: a 55 KB module went from 1.22x to 1.39x of
+    // bare validation), and the digest is taken when a report shows it. With a memo (the
+    // sandbox loading the plugin) it is not taken here: the memo is keyed by the cache key, and
+    // a run's report does not show the SHA-256.
+    let analysis = if let Some(memo) = options.memo {
+        decode(file, policy, Some(memo), &mut findings)
     } else if file.bytes().len() >= analyze::PARALLEL_MODULE_BYTES {
-        rayon::join(|| file.sha256(), || decode(file, policy, None, &mut findings))
+        let sha256 = &vetting.sha256;
+        rayon::join(|| { let _ = sha256.as_str(); }, || decode(file, policy, None, &mut findings)).1
     } else {
-        (file.sha256(), decode(file, policy, None, &mut findings))
+        decode(file, policy, None, &mut findings)
     };
-    vetting.sha256 = sha256;
     vetting.analysis = analysis;
     vetting.manifest = match options.given_manifest {
         Some((manifest, origin)) => ManifestStatus::Loaded { origin: origin.clone(), manifest: Box::new(manifest.clone()) },
@@ -277,19 +276,19 @@ fn manifest_origin(status: &ManifestStatus) -> &Origin {
 fn decode(
     file: &PluginFile,
     policy: &Policy,
-    memo: Option<(&dyn ValidationMemo, &str)>,
+    memo: Option<&dyn ValidationMemo>,
     findings: &mut Findings<'_>,
 ) -> Option<Analysis> {
     let caps = analyze::SectionCaps { types: policy.limits.types, imports: policy.limits.imports, exports: policy.limits.exports };
     let features = policy.features.wasm_features();
-    let recalled = memo.and_then(|(memo, sha256)| memo.recall(sha256, features));
+    let recalled = memo.and_then(|memo| memo.recall(file.cache_key(), features));
     let analyzed = file.binary().and_then(|bytes| analyze::analyze_within(&bytes, &policy.features, &caps, recalled.as_ref()));
     let rejection = match analyzed {
         Ok(analysis) => {
-            if let Some((memo, sha256)) = memo {
+            if let Some(memo) = memo {
                 let validated = analysis.validated_bodies();
                 if recalled.as_ref() != Some(&validated) {
-                    memo.record(sha256, features, &validated);
+                    memo.record(file.cache_key(), features, &validated);
                 }
             }
             return Some(analysis);

@@ -16,9 +16,9 @@ pub struct Opts {
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
 
-    /// The module's SHA-256 as `run` vetted it: anything else is not compiled.
+    /// The module's cache key as `run` vetted it: anything else is not compiled.
     #[arg(long, value_name = "HEX")]
-    sha256: String,
+    cache_key: String,
 
     #[arg(long, value_name = "DIR")]
     cache_dir: PathBuf,
@@ -32,14 +32,13 @@ impl Opts {
         let policy = Policy::from_toml(&text, stockade::document::Origin::Builtin("the policy on stdin"))?;
         let file = super::read_plugin(&self.plugin, &policy)?;
         // The file may have changed since it was vetted: only the vetted bytes are compiled.
-        if file.sha256() != self.sha256 {
+        if file.cache_key() != self.cache_key {
             return Ok(Status::Findings);
         }
-        let bytes = file.binary().map_err(|e| anyhow::anyhow!("{e}"))?.into_owned();
         // The engine `stockade run` uses (it started this), so that its next run finds the code:
         // the deadline mechanism changes the code, and with it the cache key.
         let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: Some(self.cache_dir), disposable_process: true, ..SandboxOptions::default() };
         let sandbox = Sandbox::with_options(&policy, &options)?;
-        Ok(if sandbox.fill_cache(&self.sha256, bytes) { Status::Ok } else { Status::Findings })
+        Ok(if sandbox.fill_cache(&file) { Status::Ok } else { Status::Findings })
     }
 }

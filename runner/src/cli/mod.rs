@@ -241,15 +241,15 @@ impl CompileArgs {
 
     /// Starts `stockade fill-cache` in the background to compile the module with Cranelift
     /// into the cache, and does not wait for it: this run already has Winch's code.
-    pub fn fill_cache_in_background(&self, plugin: &Path, sha256: &str, policy: &Policy) {
+    pub fn fill_cache_in_background(&self, plugin: &Path, cache_key: &str, policy: &Policy) {
         let Some(dir) = self.cache_dir() else { return };
         let Ok(program) = std::env::current_exe() else { return };
         let mut command = std::process::Command::new(program);
         command
             .arg("fill-cache")
             .arg(plugin)
-            .arg("--sha256")
-            .arg(sha256)
+            .arg("--cache-key")
+            .arg(cache_key)
             .arg("--cache-dir")
             .arg(&dir)
             .stdin(std::process::Stdio::piped())

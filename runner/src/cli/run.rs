@@ -104,7 +104,7 @@ impl Opts {
                 });
                 let outcome = plugin.call(&self.target.call, &input);
                 if plugin.compiler == Compiler::Winch && plugin.module_source == Source::Compiled {
-                    self.compile.fill_cache_in_background(&self.target.plugin, &plugin.vetting().sha256, &policy);
+                    self.compile.fill_cache_in_background(&self.target.plugin, file.cache_key(), &policy);
                 }
                 // The process ends after the report, and the kernel takes its memory back in
                 // one piece: unmapping the instance first was a system call for nothing (and a

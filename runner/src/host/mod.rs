@@ -409,7 +409,7 @@ impl Host {
                 Ok(pool) => Ok(Loaded {
                     runner: Runner::OutOfProcess(pool),
                     manifest,
-                    sha256: vetting.sha256.clone(),
+                    sha256: vetting.sha256.to_string(),
                     path: file.path.clone(),
                     gate: Gate::new(inner.instances_per_plugin),
                     extism,
@@ -423,7 +423,7 @@ impl Host {
                 let Some(manifest) = vetting.manifest.manifest().cloned() else {
                     return Ok(Err(problem(Code::ManifestInvalid, format!("`{name}` has no manifest"))));
                 };
-                let sha256 = vetting.sha256.clone();
+                let sha256 = vetting.sha256.to_string();
                 Ok(Loaded { runner: Runner::InProcess(plugin), manifest, sha256, path: file.path.clone(), gate: Gate::new(inner.instances_per_plugin), extism })
             }
             Load::Refused(vetting) => {

@@ -232,7 +232,7 @@ pub fn json(v: &Vetting) -> String {
     let document = InspectDocument {
         schema: INSPECT_SCHEMA,
         path: super::display_path(&v.path),
-        sha256: &v.sha256,
+        sha256: v.sha256.as_str(),
         size: v.size,
         manifest_source: manifest_source(&v.manifest),
         manifest: v.manifest.manifest(),

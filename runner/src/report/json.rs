@@ -27,7 +27,7 @@ pub fn vet_line(vetting: &Vetting) -> String {
         schema: VET_SCHEMA,
         plugin: PluginRef {
             path: super::display_path(&vetting.path),
-            sha256: vetting.sha256.clone(),
+            sha256: vetting.sha256.to_string(),
             size: vetting.size,
         },
         verdict: vetting.verdict(),

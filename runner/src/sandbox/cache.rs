@@ -94,9 +94,9 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 impl DiskCache {
-    /// The module for `sha256`, if this cache has a trustworthy one.
-    pub fn get(&self, sha256: &str) -> Option<Module> {
-        let name = self.file_name(sha256);
+    /// The module for `key`, if this cache has a trustworthy one.
+    pub fn get(&self, key: &str) -> Option<Module> {
+        let name = self.file_name(key);
         let verified = self.map_verified(&name)?;
         // SAFETY: the file holds exactly what `Module::serialize` produced for an engine with
         // this compatibility hash, then its tag: keyed BLAKE3 under this directory's private key
@@ -111,10 +111,10 @@ impl DiskCache {
         Some(module)
     }
 
-    pub fn put(&self, sha256: &str, module: &Module) {
+    pub fn put(&self, key: &str, module: &Module) {
         let Ok(bytes) = module.serialize() else { return };
         // A cache that cannot be written is only slower; the load itself succeeded.
-        if let Err(error) = self.write_signed(&self.file_name(sha256), &bytes) {
+        if let Err(error) = self.write_signed(&self.file_name(key), &bytes) {
             tracing::warn!("cannot write the module cache: {error}");
         }
         if let Err(error) = self.evict() {
@@ -122,16 +122,16 @@ impl DiskCache {
         }
     }
 
-    fn file_name(&self, sha256: &str) -> String {
-        format!("{sha256}-{}-{FILE_LAYOUT}.{ARTIFACT}", self.engine_hash)
+    fn file_name(&self, key: &str) -> String {
+        format!("{key}-{}-{FILE_LAYOUT}.{ARTIFACT}", self.engine_hash)
     }
 
     /// The validation memo's file for a module under a feature set. Its name binds this
     /// build's version and the memo's format: what counts as a body's cost may change
     /// between versions, never between runs of one.
-    fn memo_name(sha256: &str, features: wasmparser::WasmFeatures) -> String {
+    fn memo_name(key: &str, features: wasmparser::WasmFeatures) -> String {
         let version = env!("CARGO_PKG_VERSION");
-        format!("{sha256}-{:016x}-{version}-{MEMO_FORMAT}-{FILE_LAYOUT}.{MEMO}", features.bits())
+        format!("{key}-{:016x}-{version}-{MEMO_FORMAT}-{FILE_LAYOUT}.{MEMO}", features.bits())
     }
 
     /// Removes the least recently used artifacts and validation memos until the directory
@@ -236,14 +236,14 @@ impl std::fmt::Debug for DiskCache {
 /// Kept beside the compiled modules and under the same key: a memo is trusted exactly as far
 /// as an artifact is (anyone who could forge one could forge native code for the other).
 impl ValidationMemo for DiskCache {
-    fn recall(&self, sha256: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies> {
-        let verified = self.map_verified(&DiskCache::memo_name(sha256, features))?;
+    fn recall(&self, key: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies> {
+        let verified = self.map_verified(&DiskCache::memo_name(key, features))?;
         serde_json::from_slice(verified.payload()).ok()
     }
 
-    fn record(&self, sha256: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies) {
+    fn record(&self, key: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies) {
         let Ok(bytes) = serde_json::to_vec(validated) else { return };
-        if let Err(error) = self.write_signed(&DiskCache::memo_name(sha256, features), &bytes) {
+        if let Err(error) = self.write_signed(&DiskCache::memo_name(key, features), &bytes) {
             tracing::warn!("cannot write the validation memo: {error}");
         }
     }

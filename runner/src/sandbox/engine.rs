@@ -151,23 +151,23 @@ pub struct SharedEngine {
 
 #[derive(Default)]
 struct RememberedModules {
-    by_hash: HashMap<String, Module>,
+    by_key: HashMap<String, Module>,
     order: VecDeque<String>,
 }
 
 impl SharedEngine {
-    /// The compiled module for `sha256` if this engine compiled or loaded it before.
-    pub fn remembered(&self, sha256: &str) -> Option<Module> {
-        self.modules.lock().unwrap_or_else(|p| p.into_inner()).by_hash.get(sha256).cloned()
+    /// The compiled module for `key` if this engine compiled or loaded it before.
+    pub fn remembered(&self, key: &str) -> Option<Module> {
+        self.modules.lock().unwrap_or_else(|p| p.into_inner()).by_key.get(key).cloned()
     }
 
-    pub fn remember(&self, sha256: &str, module: &Module) {
+    pub fn remember(&self, key: &str, module: &Module) {
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        if modules.by_hash.insert(sha256.to_string(), module.clone()).is_none() {
-            modules.order.push_back(sha256.to_string());
+        if modules.by_key.insert(key.to_string(), module.clone()).is_none() {
+            modules.order.push_back(key.to_string());
             while modules.order.len() > REMEMBERED_MODULES {
                 let oldest = modules.order.pop_front().expect("longer than the bound");
-                modules.by_hash.remove(&oldest);
+                modules.by_key.remove(&oldest);
             }
         }
     }

@@ -161,16 +161,16 @@ impl Sandbox {
         &self.policy
     }
 
-    /// The compiled module for these bytes: from memory, from the disk cache (Cranelift's code
+    /// The compiled module for these bytes (under their cache key): from memory, from the disk cache (Cranelift's code
     /// only), or compiled now, by Winch when the choice allows it and the module uses nothing
     /// Winch lacks, else by Cranelift (whose code alone goes to the disk cache).
-    fn compile(&self, sha256: &str, bytes: &[u8], winch_can_compile: bool) -> Result<Compiled<'_>, Outcome> {
+    fn compile(&self, key: &str, bytes: &[u8], winch_can_compile: bool) -> Result<Compiled<'_>, Outcome> {
         let optimized = |module, source| Compiled { module, source, compiler: Compiler::Cranelift, engine: &self.optimizing };
-        if let Some(module) = self.optimizing.remembered(sha256) {
+        if let Some(module) = self.optimizing.remembered(key) {
             return Ok(optimized(module, cache::Source::Memory));
         }
-        if let Some(module) = self.disk.as_ref().and_then(|disk| disk.get(sha256)) {
-            self.optimizing.remember(sha256, &module);
+        if let Some(module) = self.disk.as_ref().and_then(|disk| disk.get(key)) {
+            self.optimizing.remember(key, &module);
             return Ok(optimized(module, cache::Source::Disk));
         }
         // Compiling runs on a thread of its own (bounded in time), so it gets its own copy of
@@ -184,12 +184,12 @@ impl Sandbox {
         };
         if let Some(baseline) = baseline {
             let winch = |module, source| Compiled { module, source, compiler: Compiler::Winch, engine: baseline };
-            if let Some(module) = baseline.remembered(sha256) {
+            if let Some(module) = baseline.remembered(key) {
                 return Ok(winch(module, cache::Source::Memory));
             }
             match engine::compile_bounded(baseline, bytes.clone(), limit) {
                 Ok(module) => {
-                    baseline.remember(sha256, &module);
+                    baseline.remember(key, &module);
                     return Ok(winch(module, cache::Source::Compiled));
                 }
                 Err(outcome) if outcome.code == Code::CompileTimeout => return Err(outcome),
@@ -199,9 +199,9 @@ impl Sandbox {
             }
         }
         let module = engine::compile_bounded(&self.optimizing, bytes, limit)?;
-        self.optimizing.remember(sha256, &module);
+        self.optimizing.remember(key, &module);
         if let Some(disk) = &self.disk {
-            disk.put(sha256, &module);
+            disk.put(key, &module);
         }
         Ok(optimized(module, cache::Source::Compiled))
     }
@@ -209,8 +209,8 @@ impl Sandbox {
     /// Compiles vetted bytes with Cranelift into the disk cache, for a later run: what a cold
     /// run that used Winch leaves to a background process. Returns whether the cache holds
     /// the module now.
-    pub fn fill_cache(&self, sha256: &str, bytes: Vec<u8>) -> bool {
-        self.disk.is_some() && self.compile(sha256, &bytes, false).is_ok()
+    pub fn fill_cache(&self, file: &PluginFile) -> bool {
+        self.disk.is_some() && file.binary().is_ok_and(|bytes| self.compile(file.cache_key(), &bytes, false).is_ok())
     }
 
     /// How this sandbox vets: under its policy, with its compiled-module cache (when it has
@@ -243,7 +243,7 @@ impl Sandbox {
         };
 
         let started = Instant::now();
-        let compiled = match self.compile(&vetting.sha256, &bytes, analysis.winch_can_compile()) {
+        let compiled = match self.compile(file.cache_key(), &bytes, analysis.winch_can_compile()) {
             Ok(compiled) => compiled,
             Err(outcome) => return Ok(Load::Failed(outcome.at(Stage::Load))),
         };
