@@ -308,16 +308,20 @@ pub(super) fn compile_bounded(shared: &SharedEngine, bytes: Arc<[u8]>, limit: Co
     // serially does so on the compile thread, without waking the pool.
     let job: CompileJob = Box::new(move || {
         let module = if parallel { COMPILE_POOL.install(|| Module::new(&engine, &bytes)) } else { Module::new(&engine, &bytes) };
-        let _ = send.send(module);
+        let _ = send.send((module, std::time::Instant::now()));
     });
     run_on_compile_thread(job).map_err(|e| Outcome::failed(Code::CompileTimeout, format!("cannot start the compiler thread: {e}")))?;
+    let timed_out = || {
+        Outcome::failed(Code::CompileTimeout, format!("compiling took longer than {}", humantime::format_duration(limit.timeout)))
+    };
     match receive.recv_timeout(limit.deadline.saturating_duration_since(std::time::Instant::now())) {
-        Ok(Ok(module)) => Ok(module),
-        Ok(Err(error)) => Err(Outcome::failed(engine_refusal_code(&error), format!("the engine rejected the module: {error:#}"))),
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Outcome::failed(
-            Code::CompileTimeout,
-            format!("compiling took longer than {}", humantime::format_duration(limit.timeout)),
-        )),
+        // A thread kept from the CPU past the deadline finds the answer waiting when it wakes:
+        // when the compiler finished, not when the answer was seen, says whether it was in time
+        // (the corpus's 1 ms case came back `ok` under a loaded CI machine without this).
+        Ok((_, finished)) if finished > limit.deadline => Err(timed_out()),
+        Ok((Ok(module), _)) => Ok(module),
+        Ok((Err(error), _)) => Err(Outcome::failed(engine_refusal_code(&error), format!("the engine rejected the module: {error:#}"))),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(timed_out()),
         // The compiler thread ended without an answer: it panicked.
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
             Err(Outcome::failed(Code::Invalid, "the compiler failed on the module without saying why".to_string()))
