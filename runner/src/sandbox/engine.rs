@@ -311,10 +311,17 @@ pub(super) fn compile_bounded(shared: &SharedEngine, bytes: Arc<[u8]>, limit: Co
         let _ = send.send((module, std::time::Instant::now()));
     });
     run_on_compile_thread(job).map_err(|e| Outcome::failed(Code::CompileTimeout, format!("cannot start the compiler thread: {e}")))?;
+    judge_compile(receive.recv_timeout(limit.deadline.saturating_duration_since(std::time::Instant::now())), &limit)
+}
+
+/// What the compile thread answered (the module, and when it finished), or that it did not.
+type CompileAnswer = Result<(wasmtime::Result<Module>, std::time::Instant), std::sync::mpsc::RecvTimeoutError>;
+
+fn judge_compile(answer: CompileAnswer, limit: &CompileLimit) -> Result<Module, Outcome> {
     let timed_out = || {
         Outcome::failed(Code::CompileTimeout, format!("compiling took longer than {}", humantime::format_duration(limit.timeout)))
     };
-    match receive.recv_timeout(limit.deadline.saturating_duration_since(std::time::Instant::now())) {
+    match answer {
         // A thread kept from the CPU past the deadline finds the answer waiting when it wakes:
         // when the compiler finished, not when the answer was seen, says whether it was in time
         // (the corpus's 1 ms case came back `ok` under a loaded CI machine without this).
@@ -371,4 +378,22 @@ fn engine_refusal_code(error: &wasmtime::Error) -> Code {
         }
     }
     Code::Invalid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_that_finished_after_its_deadline_timed_out_however_late_it_was_seen() {
+        let engine = Engine::default();
+        let compiled = || Module::new(&engine, b"\0asm\x01\0\0\0");
+        let limit = CompileLimit::starting_now(Duration::from_millis(1));
+        let late = judge_compile(Ok((compiled(), limit.deadline + Duration::from_millis(3))), &limit);
+        assert_eq!(late.err().map(|outcome| outcome.code), Some(Code::CompileTimeout));
+        let in_time = judge_compile(Ok((compiled(), limit.deadline - Duration::from_micros(100))), &limit);
+        assert!(in_time.is_ok());
+        let unanswered = judge_compile(Err(std::sync::mpsc::RecvTimeoutError::Timeout), &limit);
+        assert_eq!(unanswered.err().map(|outcome| outcome.code), Some(Code::CompileTimeout));
+    }
 }
