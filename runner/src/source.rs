@@ -34,15 +34,31 @@ impl Content {
 /// A plugin file's SHA-256: what reports and signatures name it by. Taken from the file's bytes
 /// the first time it is shown.
 #[derive(Clone)]
-pub struct Sha256(Arc<Content>);
+pub struct Sha256(HexDigest);
+
+#[derive(Clone)]
+enum HexDigest {
+    /// Not necessarily taken yet: holds the bytes until it is.
+    OfBytes(Arc<Content>),
+    Taken(Arc<str>),
+}
 
 impl Sha256 {
     /// The digest in lowercase hex.
     pub fn as_str(&self) -> &str {
-        self.0.sha256.get_or_init(|| {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&self.0.raw))
-        })
+        match &self.0 {
+            HexDigest::OfBytes(content) => content.sha256.get_or_init(|| {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&content.raw))
+            }),
+            HexDigest::Taken(hex) => hex,
+        }
+    }
+
+    /// The digest, taken now if it was not, without the file's bytes: for what outlives the
+    /// file (a long-lived host's loaded plugin), which must not keep the module's bytes alive.
+    pub fn without_bytes(&self) -> Sha256 {
+        Sha256(HexDigest::Taken(self.as_str().into()))
     }
 }
 
@@ -135,7 +151,18 @@ impl PluginFile {
 
     /// The file's SHA-256: what reports and signatures name it by.
     pub fn sha256(&self) -> Sha256 {
-        Sha256(Arc::clone(&self.content))
+        Sha256(HexDigest::OfBytes(Arc::clone(&self.content)))
+    }
+
+    /// How many hold the bytes (this file, and vettings whose digest is not taken yet).
+    #[cfg(test)]
+    pub(crate) fn holders_of_bytes(&self) -> usize {
+        Arc::strong_count(&self.content)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sha256_taken(&self) -> bool {
+        self.content.sha256.get().is_some()
     }
 
     /// What compiled code and validation memos are cached under: the BLAKE3 of the bytes, in

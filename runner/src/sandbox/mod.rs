@@ -121,6 +121,8 @@ pub struct Sandbox {
     /// Whether the code carries epoch checks; without them the caller's watchdog ends the
     /// process at a call's deadline.
     epochs: bool,
+    /// [`SandboxOptions::runs_once`]: its plugins do not outlive their files by long.
+    runs_once: bool,
 }
 
 impl Sandbox {
@@ -154,7 +156,7 @@ impl Sandbox {
             Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine)?),
             None => None,
         };
-        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), policy: policy.clone(), disk, epochs })
+        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), policy: policy.clone(), disk, epochs, runs_once: options.runs_once })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -229,7 +231,13 @@ impl Sandbox {
 
     /// [`Sandbox::load`] of a file the caller has just vetted under this sandbox's policy (a
     /// host vets with its own API version and manifests before it plans): not vetted twice.
-    pub fn load_vetted(&self, file: &PluginFile, vetting: Vetting, options: &LoadOptions) -> Result<Load, SandboxError> {
+    pub fn load_vetted(&self, file: &PluginFile, mut vetting: Vetting, options: &LoadOptions) -> Result<Load, SandboxError> {
+        // A long-lived host's plugin takes its digest now rather than keep the module's bytes
+        // alive to take it later (the host names the plugin by it anyway); a one-shot run's
+        // report may never show it.
+        if !self.runs_once {
+            vetting.sha256 = vetting.sha256.without_bytes();
+        }
         if vetting.verdict() == vet::Verdict::Fail && !options.skip_static_check {
             return Ok(Load::Refused(Box::new(vetting)));
         }
@@ -700,6 +708,26 @@ impl Plugin {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < IDLE_INSTANCES_PER_PLUGIN {
             idle.push(warm);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hosts_plugin_keeps_no_module_bytes_and_a_one_shot_load_takes_no_sha256() {
+        let policy = Policy::builtin_default();
+        for runs_once in [false, true] {
+            let options = SandboxOptions { runs_once, allocation: Allocation::OnDemand, ..SandboxOptions::default() };
+            let sandbox = Sandbox::with_options(&policy, &options).unwrap();
+            let file = PluginFile::new("/nonexistent/p.wat", b"(module (func (export \"run\")))".to_vec());
+            let Load::Ready(plugin) = sandbox.load(&file, &LoadOptions::default()).unwrap() else { panic!("not loaded") };
+            // The plugin's vetting holds the bytes only where its digest is still to be taken.
+            assert_eq!(file.holders_of_bytes(), if runs_once { 2 } else { 1 }, "runs_once {runs_once}");
+            assert_eq!(file.sha256_taken(), !runs_once, "runs_once {runs_once}");
+            assert_eq!(plugin.vetting().sha256.as_str().len(), 64);
         }
     }
 }
