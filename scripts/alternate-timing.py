@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Times two whole commands run alternately (A B, B A, A B, ...), so that a machine whose speed
 drifts moves both alike, and prints each one's median wall time and their ratio B/A, and the
-median of the per-pair ratios. What the README's and the issues' whole-process ratios (run vs
-the extism crate, vet vs wasm-tools) were measured with.
+median of the per-pair ratios. What the README's vet vs wasm-tools ratios were measured with.
 
-    scripts/alternate-timing.py 41 "target/release/extism-run G greet world" \\
-        "target/release/stockade run G --call greet --input world"
+Each time includes starting the process from Python (about a millisecond here), the same for
+both, which pulls the ratio toward 1: for commands of a few milliseconds (a cached `run` beside
+the extism crate's: 0.50x here where `hyperfine -N` read 0.39x) time with `hyperfine -N`.
+
+    scripts/alternate-timing.py 21 "wasm-tools validate M" "target/release/stockade vet M"
 """
 import shlex
 import statistics
