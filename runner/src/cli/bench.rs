@@ -91,7 +91,7 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.load.policy.load()?;
-        let file = super::read_plugin(&self.target.plugin, &policy)?;
+        let file = super::read_plugin_to_report(&self.target.plugin, &policy)?;
         let options = BenchOptions {
             policy: &policy,
             load: LoadOptions { manifest: self.load.manifest.clone(), ..LoadOptions::default() },

@@ -37,7 +37,7 @@ impl Opts {
         let policy = self.load.policy.load()?;
         let mut options = VetOptions::new(&policy);
         options.manifest = self.load.manifest.as_deref();
-        let file = super::read_plugin(&self.plugin, &policy)?;
+        let file = super::read_plugin_to_report(&self.plugin, &policy)?;
         let vetting = stockade::vet(&file, &options)?;
         let mut out = anstream::stdout().lock();
         match self.format {

@@ -275,3 +275,8 @@ pub fn stdout_colored() -> bool {
 pub fn read_plugin(path: &Path, policy: &stockade::Policy) -> anyhow::Result<stockade::source::PluginFile> {
     Ok(stockade::source::PluginFile::read_within(path, policy.limits.module_size.get())?)
 }
+
+/// [`read_plugin`] for a command whose report shows the module's SHA-256.
+pub fn read_plugin_to_report(path: &Path, policy: &stockade::Policy) -> anyhow::Result<stockade::source::PluginFile> {
+    Ok(stockade::source::PluginFile::read_to_report(path, policy.limits.module_size.get())?)
+}

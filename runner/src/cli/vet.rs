@@ -66,7 +66,7 @@ impl Opts {
         let mut options = VetOptions::new(&policy);
         options.manifest = self.manifest.as_deref();
 
-        let vet_one = |path: &PathBuf| -> anyhow::Result<Vetting> { Ok(stockade::vet(&super::read_plugin(path, &policy)?, &options)?) };
+        let vet_one = |path: &PathBuf| -> anyhow::Result<Vetting> { Ok(stockade::vet(&super::read_plugin_to_report(path, &policy)?, &options)?) };
         // One plugin is vetted on this thread (a big module still validates on every core):
         // starting a pool of threads costs more than vetting a small plugin does.
         let vettings: Vec<Vetting> = if let [path] = &self.plugins[..] {

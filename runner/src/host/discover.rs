@@ -45,7 +45,7 @@ pub fn vet_all(paths: &[PathBuf], options: &VetOptions<'_>) -> Result<VettedSet,
     let mut candidates = Vec::new();
     let mut refused = Vec::new();
     for path in paths {
-        let file = PluginFile::read_within(path, options.policy.limits.module_size.get())?;
+        let file = PluginFile::read_to_report(path, options.policy.limits.module_size.get())?;
         let vetting = vet::vet(&file, options)?;
         let origin = path.display().to_string();
         let name = vetting.manifest.manifest().map(|m| m.name.clone()).unwrap_or_else(|| fallback_name(path));

@@ -329,7 +329,7 @@ impl Host {
     pub fn load_extism(&self, manifest: &Path) -> Result<LoadReport, HostError> {
         let mapping = Arc::new(extism_manifest::ExtismMapping::read(manifest)?);
         let inner = &self.inner;
-        let file = PluginFile::read_within(&mapping.module, inner.sandbox.policy().limits.module_size.get())?;
+        let file = PluginFile::read_to_report(&mapping.module, inner.sandbox.policy().limits.module_size.get())?;
         let name = mapping.manifest.name.clone();
         let mut report = LoadReport::default();
         let vetting = match self.vet_for(&file, &name, Some(&mapping)) {
@@ -579,7 +579,7 @@ impl Host {
     pub fn reload_file(&self, plugin: &str, path: Option<&Path>) -> Result<(), ReloadError> {
         let Some(old) = self.plugin(plugin) else { return Err(ReloadError::NotLoaded(plugin.to_string())) };
         let path = path.unwrap_or(&old.path);
-        let file = PluginFile::read_within(path, self.inner.sandbox.policy().limits.module_size.get())?;
+        let file = PluginFile::read_to_report(path, self.inner.sandbox.policy().limits.module_size.get())?;
         self.replace(plugin, &file)
     }
 
