@@ -320,6 +320,14 @@ codes! {
     InputTooLarge = "input-too-large", Runtime, Error, overridable: false,
         "the input is larger than the policy's `input` limit",
         "The input given to the call exceeds `limits.input`; the plugin was not called.";
+    GrantExposesCache = "grant-exposes-cache", Runtime, Error, overridable: false,
+        "a directory grant reaches the compiled-module cache or its key",
+        "The plugin would be given a directory that contains, or lies inside, the directory \
+         where compiled modules are cached or the one holding the key that authenticates them. \
+         A plugin that could read the key, or write beside the artifacts, could make a later run \
+         of another plugin execute native code of its choosing, so the plugin is refused at load. \
+         Grant a directory apart from both, or point the cache elsewhere (`--cache-dir`, \
+         `STOCKADE_CACHE_DIR`).";
     HostCallDenied = "host-call-denied", Runtime, Error, overridable: false,
         "the plugin called a host function it was not granted, or to a target not allowed",
         "A host function refused the request: an HTTP request to a host outside the \

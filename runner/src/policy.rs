@@ -192,12 +192,14 @@ pub enum Compiler {
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceReuse {
     /// An instance that returned normally is kept for the plugin's next call, as the extism
-    /// host does: fast, and state in linear memory persists between calls, so whoever calls
-    /// next can see what the last call left there.
+    /// host does: fast, and state in linear memory and the plugin's vars persist between calls,
+    /// so whoever calls next can see what the last call left there.
     #[default]
     PerPlugin,
-    /// A fresh instance for every call: nothing of one call's memory reaches the next, for
-    /// plugins whose callers must not see each other's data. Costs an instantiation per call.
+    /// A fresh instance for every call, with vars of its own that go with it: nothing of one
+    /// call (linear memory, globals, tables, vars, Extism blocks, WASI state and descriptors)
+    /// reaches the next, for plugins whose callers must not see each other's data. Costs an
+    /// instantiation per call.
     PerCall,
 }
 

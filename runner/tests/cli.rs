@@ -299,21 +299,131 @@ fn run_caches_cranelifts_code_and_trusts_only_what_it_wrote() {
     assert_eq!(code(&out), 2, "the two contradict each other");
 }
 
-/// A cache directory that cannot be created is the operator's error: exit 2, one line that
-/// names the directory.
-#[test]
-fn run_names_a_cache_directory_it_cannot_create() {
+/// What a cache fault prints: one warning line on stderr, and the run goes on uncached.
+fn run_uncached_with_warning(cache: &Path, env: &[(&str, &Path)], mentions: &str) {
     let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    for _ in 0..2 {
+        let args = ["run", greet, "--call", "greet", "--input", "cache", "--format", "json", "--compiler", "cranelift", "--cache-dir", cache.to_str().unwrap()];
+        let started = std::time::Instant::now();
+        let out = common::stockade_with_env(&args, env);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "a cache fault must not stall the run");
+        let err = stderr(&out);
+        assert_eq!(code(&out), 0, "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("warning: the module cache was not used") && err.contains(mentions), "`{mentions}` not in: {err}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((json["outcome"].as_str(), json["stats"]["module_from"].as_str()), (Some("ok"), Some("compiled")), "never trusted: {json}");
+    }
+}
+
+/// The cache is only ever an optimisation: a directory that cannot be created, one someone
+/// else could write, a key that is not this user's secret (readable by others, a link to a
+/// device, the wrong size, planted by another user) make the run uncached, with one warning
+/// line, and nothing in them is trusted.
+#[test]
+fn a_cache_that_cannot_be_trusted_is_not_used_and_the_run_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let env = [("XDG_STATE_HOME", state.as_path())];
+    let key_dir = state.join("stockade");
+    let key = key_dir.join("cache.key");
+    let mode = |path: &Path, mode| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+
+    // Cannot be created: a file stands where a parent directory should be.
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"").unwrap();
-    let cache = file.join("cache");
-    let out = stockade(&["run", greet, "--call", "greet", "--cache-dir", cache.to_str().unwrap()]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    let err = stderr(&out);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("module cache") && err.contains(cache.to_str().unwrap()), "{err}");
-    assert!(out.stdout.is_empty());
+    run_uncached_with_warning(&file.join("cache"), &env, file.join("cache").to_str().unwrap());
+
+    // Writable by others: created by someone else in advance, as a trap.
+    let open = dir.path().join("world-writable");
+    std::fs::create_dir(&open).unwrap();
+    mode(&open, 0o777);
+    run_uncached_with_warning(&open, &env, "writable by others");
+
+    let cache = dir.path().join("cache");
+    // The key as this user makes it: owner-only, in a directory of its own, outside the cache.
+    let out = common::stockade_with_env(&["run", "../corpus/guests/extism-greet/extism-greet.wasm", "--call", "greet", "--cache-dir", cache.to_str().unwrap()], &env);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&key_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert!(std::fs::read_dir(&cache).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains("key")), "no key beside the artifacts");
+
+    // A key others may read is no secret.
+    mode(&key, 0o644);
+    run_uncached_with_warning(&cache, &env, "cache.key");
+    // A key of the wrong size, or a link (here to a device that never ends).
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, [7u8; 31]).unwrap();
+    mode(&key, 0o600);
+    run_uncached_with_warning(&cache, &env, "not 32");
+    std::fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &key).unwrap();
+    run_uncached_with_warning(&cache, &env, "link");
+    std::fs::remove_file(&key).unwrap();
+    // A key directory someone else could write.
+    mode(&key_dir, 0o777);
+    run_uncached_with_warning(&cache, &env, "writable by others");
+    mode(&key_dir, 0o700);
+
+    // Planted by another user, directory, key and all: owned by them, so not used (as root,
+    // the test can make files another user's).
+    if is_root() {
+        let foreign = dir.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+        run_uncached_with_warning(&foreign, &env, "owned by uid 65534");
+        std::fs::write(&key, [1u8; 32]).unwrap();
+        mode(&key, 0o600);
+        std::os::unix::fs::chown(&key, Some(65534), Some(65534)).unwrap();
+        run_uncached_with_warning(&cache, &env, "owned by uid 65534");
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// A plugin whose directory grant reaches the cache directory or the key's directory
+/// (containing it or inside it, read-only or read-write, with the cache on or off) is refused
+/// at load: it could read the key, or write code a later run would execute.
+#[test]
+fn a_plugin_granted_a_directory_reaching_the_cache_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let env = [("XDG_STATE_HOME", state.as_path())];
+    let cache = dir.path().join("work").join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let apart = dir.path().join("apart");
+    std::fs::create_dir_all(&apart).unwrap();
+    let run = |grant: &Path, mode: &str, cache_args: &[&str]| {
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, format!("[policy]\nname = \"p\"\n[capabilities]\nallow = [\"stdio\"]\n[[capabilities.fs]]\nhost = \"{}\"\nguest = \"/data\"\nmode = \"{mode}\"\n", grant.display())).unwrap();
+        let mut args = vec!["run", "../corpus/filesystem/open.wat", "--call", "open", "--input", "x", "--format", "json", "--policy", policy.to_str().unwrap()];
+        args.extend_from_slice(cache_args);
+        let out = common::stockade_with_env(&args, &env);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        (code(&out), json)
+    };
+    let with_cache = ["--cache-dir", cache.to_str().unwrap()];
+    for (grant, mode, args) in [
+        (dir.path().join("work"), "rw", &with_cache[..]),
+        (dir.path().join("work"), "ro", &with_cache[..]),
+        (cache.clone(), "ro", &with_cache[..]),
+        (cache.join("sub"), "rw", &with_cache[..]),
+        // Through `..`: the grant resolves into the cache.
+        (apart.join("..").join("work"), "rw", &with_cache[..]),
+        // The key's directory, whose parent does not exist yet, and with the cache off.
+        (state.clone(), "rw", &["--no-cache"][..]),
+        (dir.path().to_path_buf(), "ro", &["--no-cache"][..]),
+    ] {
+        let (exit, json) = run(&grant, mode, args);
+        assert_eq!((exit, json["outcome"].as_str(), json["stage"].as_str()), (1, Some("grant-exposes-cache"), Some("load")), "{} {mode}: {json}", grant.display());
+    }
+    // A grant apart from both runs (the file is not there: WASI's `noent`, 44).
+    let (exit, json) = run(&apart, "rw", &with_cache);
+    assert_eq!((exit, json["outcome"].as_str(), json["output"].as_str()), (0, Some("ok"), Some("44")), "{json}");
 }
 
 fn memos(cache: &Path) -> Vec<std::path::PathBuf> {

@@ -33,10 +33,16 @@ pub fn vet_path(path: &Path, policy: &Policy) -> Vetting {
 /// Runs the `stockade` binary with colour off, its default module cache in the build's
 /// temporary directory rather than the user's.
 pub fn stockade(args: &[&str]) -> std::process::Output {
+    stockade_with_env(args, &[])
+}
+
+/// [`stockade`] with more environment variables set (a state directory of the test's, say).
+pub fn stockade_with_env(args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
         .args(args)
         .env("NO_COLOR", "1")
         .env("STOCKADE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("module-cache"))
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs")
 }

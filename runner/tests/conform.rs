@@ -467,6 +467,37 @@ fn a_worker_that_dies_or_balloons_fails_only_its_own_case_and_every_report_is_wr
     }
 }
 
+/// A worker that answers a case twice (as a watchdog firing just as the call returned once
+/// did): the second line reaches the supervisor while the next case runs. It carries the first
+/// case's id, so it is dropped and recorded, and the next case is graded on its own answer
+/// (taken as that case's, the stale `timeout` failed it).
+#[test]
+fn a_second_answer_to_one_case_is_never_taken_for_the_next_cases() {
+    let corpus = tempfile::tempdir().unwrap();
+    let source = Path::new(FIXTURE_CORPUS).join("benign/add");
+    for id in ["a-first/double-answer", "b-then/add"] {
+        let dir = corpus.path().join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(source.join("plugin.wat"), dir.join("plugin.wat")).unwrap();
+        std::fs::copy(source.join("case.toml"), dir.join("case.toml")).unwrap();
+    }
+    let adapter = corpus.path().join("double-answer.sh");
+    std::fs::write(&adapter, format!("#!/bin/sh\nexec '{}' worker --fault-on a-first/double-answer=double-answer\n", env!("CARGO_BIN_EXE_stockade"))).unwrap();
+    std::fs::set_permissions(&adapter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // One job: both cases go to the same worker, one after the other.
+    let out = conform(corpus.path().to_str().unwrap(), dir.path(), &["--adapter", adapter.to_str().unwrap(), "--jobs", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{stdout}{}", stderr(&out));
+    let report = json(dir.path(), "conformance.json");
+    let case = |id: &str| report["cases"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id}: {report}")).clone();
+    assert_eq!(case("a-first/double-answer")["verdict"], "pass", "{report}");
+    let then = case("b-then/add");
+    assert_eq!(then["verdict"], "pass", "{then}");
+    let notes = then["notes"].to_string();
+    assert!(notes.contains("dropped an answer to `a-first/double-answer`"), "recorded: {then}");
+}
+
 /// Another host's words are not bounded by Stockade's limits: an adapter that answers every
 /// step with 8 MiB of error text and output. The reports keep a bounded excerpt of each (before
 /// this, 60 MiB of Extism's error text made the peer reports a gigabyte).
@@ -486,7 +517,7 @@ for line in sys.stdin:
     request = json.loads(line)
     words = "x" * (8 << 20)
     steps = [{"code": "trap", "stage": "load", "error": words, "wall-ms": 1.0, "cpu-ms": 1.0}]
-    print(json.dumps({"protocol": request["protocol"], "host": "verbose 1.0", "steps": steps}), flush=True)
+    print(json.dumps({"protocol": request["protocol"], "id": request["id"], "host": "verbose 1.0", "steps": steps}), flush=True)
 "#,
     )
     .unwrap();

@@ -48,7 +48,8 @@ fn main() {
             continue;
         }
         let response = match serde_json::from_str::<WorkerRequest>(&line) {
-            Ok(request) => run(&request),
+            // Every answer names the request it answers.
+            Ok(request) => WorkerResponse { id: request.id.clone(), ..run(&request) },
             Err(e) => not_applicable(format!("the request does not parse: {e}")),
         };
         if serde_json::to_writer(&mut stdout, &response).is_err() || stdout.write_all(b"\n").is_err() || stdout.flush().is_err() {

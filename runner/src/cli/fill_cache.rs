@@ -30,6 +30,7 @@ impl Opts {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("cannot read the policy from stdin")?;
         let policy = Policy::from_toml(&text, stockade::document::Origin::Builtin("the policy on stdin"))?;
+        bound_this_process(&policy);
         let file = super::read_plugin(&self.plugin, &policy)?;
         // The file may have changed since it was vetted: only the vetted bytes are compiled.
         if file.cache_key() != self.cache_key {
@@ -40,5 +41,37 @@ impl Opts {
         let options = SandboxOptions { allocation: Allocation::OnDemand, cache_dir: Some(self.cache_dir), disposable_process: true, ..SandboxOptions::default() };
         let sandbox = Sandbox::with_options(&policy, &options)?;
         Ok(if sandbox.fill_cache(&file) { Status::Ok } else { Status::Findings })
+    }
+}
+
+/// Memory the process may use beyond the policy's limit: the binary, the engine, the compiler's
+/// own tables and its threads' stacks (a fill of the extism-pdk guest maps about 60 MiB of data
+/// in all).
+const DATA_OVERHEAD: u64 = 192 << 20;
+
+/// Time the process may take beyond the policy's compile timeout: reading, checking and
+/// writing the module.
+const WALL_OVERHEAD_SECS: u64 = 5;
+
+/// This process outlives the run that started it, on nobody's watch: the kernel bounds it.
+/// Its writable memory (`RLIMIT_DATA`, what the compiler allocates) to the policy's memory
+/// limit plus a fixed overhead, so that a module vetting let through cannot make a background
+/// compile take more than a run of it may; and its wall time to the compile timeout plus a
+/// fixed overhead (`alarm`: SIGALRM ends it), so that it cannot outlive the checks it was
+/// started under by long. Past either, the process ends and nothing is cached.
+fn bound_this_process(policy: &Policy) {
+    let data = policy.limits.memory.get().saturating_add(DATA_OVERHEAD);
+    let limit = rustix::process::Rlimit { current: Some(data), maximum: Some(data) };
+    let _ = rustix::process::setrlimit(rustix::process::Resource::Data, limit);
+    let seconds = policy.limits.compile_timeout.get().as_secs().saturating_add(WALL_OVERHEAD_SECS);
+    // SAFETY: setting the signal mask and an alarm of this process; SIGALRM's disposition is
+    // the default (a freshly executed process), which ends the process.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGALRM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGALRM, libc::SIG_DFL);
+        libc::alarm(u32::try_from(seconds).unwrap_or(u32::MAX));
     }
 }

@@ -91,7 +91,7 @@ impl Opts {
                 // timeout the `timeout` outcome is printed as this command would print it, and
                 // the process ends. Executing this command again to print it needs no thread;
                 // where that cannot be done, a watchdog thread prints it.
-                let _watchdog = plugin.deadline_by_process().then(|| {
+                let watchdog = plugin.deadline_by_process().then(|| {
                     plugin.watchdog_by_reexec(&input, TIMED_OUT_FLAG).unwrap_or_else(|| {
                         let (format, function, limits, colored) = (self.format, self.target.call.clone(), policy.limits.clone(), super::stdout_colored());
                         plugin.watchdog(&input, move |outcome| {
@@ -103,6 +103,10 @@ impl Opts {
                     })
                 });
                 let outcome = plugin.call(&self.target.call, &input);
+                // A watchdog thread that claimed the call at its deadline prints its outcome.
+                if let Some(watchdog) = watchdog {
+                    watchdog.disarm_or_wait_for_the_end();
+                }
                 if plugin.compiler == Compiler::Winch && plugin.module_source == Source::Compiled {
                     self.compile.fill_cache_in_background(&self.target.plugin, file.cache_key(), &policy);
                 }
@@ -113,6 +117,9 @@ impl Opts {
                 outcome
             }
         };
+        if let Some(warning) = sandbox.cache_warning() {
+            eprintln!("warning: the module cache was not used: {}", stockade::report::escape::line(&warning));
+        }
         self.report(&outcome, &policy.limits)
     }
 

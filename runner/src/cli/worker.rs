@@ -27,7 +27,7 @@ Exit status:
 fn parse_fault(text: &str) -> Result<(String, Fault), String> {
     let (id, fault) = text.rsplit_once('=').ok_or_else(|| format!("`{text}` is not ID=FAULT"))?;
     let fault = <Fault as clap::ValueEnum>::from_str(fault, false)
-        .map_err(|_| format!("`{fault}` is not a fault (panic, abort, leak, hang)"))?;
+        .map_err(|_| format!("`{fault}` is not a fault (panic, abort, leak, hang, double-answer)"))?;
     Ok((id.to_string(), fault))
 }
 

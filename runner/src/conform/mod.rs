@@ -282,7 +282,8 @@ fn run_case(found: &CaseDir, options: &RunOptions, supervisor: &mut Supervisor) 
     let mut notes = Vec::new();
     let judging = if options.adapter.is_some() { grade::Judging::AnotherHost } else { grade::Judging::Stockade };
     let steps = match ran {
-        Ran::Answered(response) => {
+        Ran::Answered(response, dropped) => {
+            notes.extend(dropped);
             host_name = response.host.clone();
             not_applicable = response.not_applicable.clone();
             grade::steps(&case, &response.steps, judging, &mut problems, &mut notes)

@@ -102,6 +102,10 @@ impl CallRequest {
 #[serde(rename_all = "kebab-case")]
 pub struct WorkerResponse {
     pub protocol: String,
+    /// The request's `id`, echoed: the supervisor takes only the answer to the case it sent,
+    /// and drops (and records) any other line, such as a second answer to an earlier case.
+    #[serde(default)]
+    pub id: String,
     /// The host that ran the case: name and version.
     pub host: String,
     /// Set when the host cannot express the case (a capability manifest, a policy key it has

@@ -32,6 +32,9 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(5);
 const RECYCLE_GROWTH: u64 = 32 << 20;
 /// A response line longer than this is a fault of the worker.
 const MAX_RESPONSE: u64 = 512 << 20;
+/// Answers to other requests a worker may write during one case before it is taken for broken
+/// (each is dropped and recorded; a worker that floods them would otherwise never be timed out).
+const MAX_DROPPED_ANSWERS: usize = 16;
 /// How much of a worker's stderr is kept, from the end, to say why it died.
 const STDERR_TAIL: usize = 2048;
 
@@ -56,7 +59,9 @@ pub struct Figures {
 
 /// How a case came back.
 pub enum Ran {
-    Answered(WorkerResponse),
+    /// The worker's answer to this case, and a description of each line it wrote while the
+    /// case ran that answered another request (dropped, not believed).
+    Answered(WorkerResponse, Vec<String>),
     /// The worker crashed, hung or passed its RSS cap: `crash`, `hang` or `host-rss-exceeded`.
     Fault { code: Code, message: String },
 }
@@ -108,6 +113,8 @@ struct Worker {
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<std::io::Result<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Disconnects when the worker's stderr reaches its end.
+    stderr_done: mpsc::Receiver<()>,
     proc: Proc,
     cases: usize,
     /// RSS after the first case: the worker's settled size.
@@ -167,7 +174,10 @@ impl Worker {
         })?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let tail = stderr.clone();
+        let (stderr_closed, stderr_done) = mpsc::channel::<()>();
         std::thread::Builder::new().name(format!("worker-{pid}-err")).spawn(move || {
+            // Dropped at the end of the pipe: what the worker said last is all in `tail`.
+            let _closed = stderr_closed;
             let mut pipe = stderr_pipe;
             let mut buffer = [0u8; 4096];
             while let Ok(n) = pipe.read(&mut buffer) {
@@ -183,7 +193,7 @@ impl Worker {
             }
         })?;
         let stdin = child.stdin.take();
-        Ok(Worker { child, pid, stdin, lines, stderr, proc: Proc::new(pid), cases: 0, settled_rss: None, last_rss: 0 })
+        Ok(Worker { child, pid, stdin, lines, stderr, stderr_done, proc: Proc::new(pid), cases: 0, settled_rss: None, last_rss: 0 })
     }
 
     /// Runs one case: (how it came back, its figures, whether the worker is still usable).
@@ -197,6 +207,7 @@ impl Worker {
             Err(e) => return (fault(Code::Crash, format!("the request does not serialize: {e}")), Figures::default(), true),
         };
         line.push(b'\n');
+        let mut dropped = Vec::new();
         if let Err(e) = self.send(line) {
             let ended = self.end();
             return (fault(Code::Crash, format!("the worker would not take the case ({e}); it {}", self.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
@@ -217,6 +228,22 @@ impl Worker {
                             return (fault(Code::Crash, format!("the worker's answer does not parse: {e}")), self.ended_figures(&ended, started, cpu_before), false);
                         }
                     };
+                    if response.id.is_empty() {
+                        let ended = self.kill();
+                        return (fault(Code::Crash, "the worker's answer does not say which request it answers (no `id`)".into()), self.ended_figures(&ended, started, cpu_before), false);
+                    }
+                    if response.id != request.id {
+                        // A late second answer to an earlier case (a watchdog and a call that
+                        // both answered): never this case's answer.
+                        let id = crate::report::escape::line(&response.id);
+                        dropped.push(format!("dropped an answer to `{}` that came while `{}` ran", crate::report::cut(&id, 200, id.len() as u64), request.id));
+                        if dropped.len() > MAX_DROPPED_ANSWERS {
+                            let ended = self.kill();
+                            let message = format!("the worker wrote more than {MAX_DROPPED_ANSWERS} answers to other requests while this case ran");
+                            return (fault(Code::Crash, message), self.ended_figures(&ended, started, cpu_before), false);
+                        }
+                        continue;
+                    }
                     if last_case || response.retiring {
                         // The worker ran this case alone (or last, or it ends after it: its
                         // watchdog ended a call): wait4 has its exact figures.
@@ -224,7 +251,7 @@ impl Worker {
                         let ended = self.end();
                         let mut figures = self.ended_figures(&ended, started, cpu_before);
                         figures.wall = wall;
-                        return (Ran::Answered(response), figures, false);
+                        return (Ran::Answered(response, dropped), figures, false);
                     }
                     let (peak, now) = self.proc.rss().unwrap_or_default();
                     let (user, system) = self.proc.cpu().unwrap_or_default();
@@ -237,7 +264,7 @@ impl Worker {
                         wall,
                         by_wait4: false,
                     };
-                    return (Ran::Answered(response), figures, true);
+                    return (Ran::Answered(response, dropped), figures, true);
                 }
                 Ok(Err(e)) => {
                     let ended = self.end();
@@ -318,6 +345,10 @@ impl Worker {
 
     /// How the worker ended, with the end of what it printed to stderr.
     fn why(&self, ended: &Ended) -> String {
+        // The worker has ended; its last words may still be in the pipe (a busy machine keeps
+        // the reading thread waiting), so they are waited for, briefly (a child of the worker
+        // could hold the pipe open).
+        let _ = self.stderr_done.recv_timeout(Duration::from_secs(1));
         let stderr = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
         let text = String::from_utf8_lossy(&stderr);
         // The last lines that say something: a panic's message and location, not its advice.

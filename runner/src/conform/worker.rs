@@ -23,6 +23,9 @@ pub enum Fault {
     Leak,
     /// Sleep without end.
     Hang,
+    /// Answer the case, then answer it again (as a watchdog that fired as the call returned
+    /// once did): the second line must not be taken for the next case's answer.
+    DoubleAnswer,
 }
 
 /// Serves requests from `input` until it closes, answering each on `output`. `faults` makes
@@ -36,10 +39,21 @@ pub fn serve(input: impl BufRead, mut output: impl Write, faults: &[(String, Fau
         }
         let response = match serde_json::from_str::<WorkerRequest>(&line) {
             Ok(request) => {
-                if let Some((_, fault)) = faults.iter().find(|(id, _)| *id == request.id) {
-                    inject(*fault, &mut held);
+                let fault = faults.iter().find(|(id, _)| *id == request.id).map(|(_, fault)| *fault);
+                if let Some(fault) = fault {
+                    inject(fault, &mut held);
                 }
-                execute(&request)
+                let response = execute(&request);
+                if fault == Some(Fault::DoubleAnswer) {
+                    answer(&mut output, &response)?;
+                    let timed_out = Outcome::failed(Code::Timeout, "a second answer");
+                    let mut again = response.clone();
+                    again.steps.retain(|s| s.stage == Stage::Load);
+                    again.steps.push(call_step(timed_out, StepClock::start()));
+                    again
+                } else {
+                    response
+                }
             }
             Err(e) => WorkerResponse {
                 protocol: WORKER_PROTOCOL.into(),
@@ -74,6 +88,7 @@ fn inject(fault: Fault, held: &mut Vec<Vec<u8>>) {
         Fault::Hang => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
+        Fault::DoubleAnswer => {}
     }
 }
 
@@ -84,7 +99,7 @@ fn host() -> String {
 /// Runs one case: each module loaded, then each call made, stopping at the first module that
 /// does not load.
 pub fn execute(request: &WorkerRequest) -> WorkerResponse {
-    let mut response = WorkerResponse { protocol: WORKER_PROTOCOL.into(), host: host(), ..WorkerResponse::default() };
+    let mut response = WorkerResponse { protocol: WORKER_PROTOCOL.into(), id: request.id.clone(), host: host(), ..WorkerResponse::default() };
     if request.protocol != WORKER_PROTOCOL {
         response.not_applicable = Some(format!("protocol `{}`; this worker speaks {WORKER_PROTOCOL}", request.protocol));
         return response;
@@ -154,7 +169,7 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
         for _ in 0..call.repeat.max(1) {
             let measure = StepClock::start();
             let deadline = DeadlineSampler::arm(policy.limits.timeout.get());
-            let _watchdog = plugin.deadline_by_process().then(|| {
+            let watchdog = plugin.deadline_by_process().then(|| {
                 let mut answered = response.clone();
                 plugin.watchdog(&input, move |outcome| {
                     answered.steps.push(call_step(outcome, measure));
@@ -164,6 +179,10 @@ pub fn execute(request: &WorkerRequest) -> WorkerResponse {
                 })
             });
             let outcome = plugin.call(&call.function, &input);
+            // One answer per request: the watchdog's, if it claimed the call at the deadline.
+            if let Some(watchdog) = watchdog {
+                watchdog.disarm_or_wait_for_the_end();
+            }
             let after_deadline = deadline.disarm();
             let mut step = call_step(outcome, measure);
             step.cpu_after_deadline_ms = Some(millis(after_deadline));

@@ -8,7 +8,9 @@
 //!
 //! The protocol (`stockade.plugin-worker/1`), one JSON object a line: the host sends
 //! `{"module", "policy", "config"}` once and gets `{"loaded": true}` or `{"error": "…"}`; then
-//! `{"function", "input"}` (input base64) per call, answered `{"code", "output", "error"}`.
+//! `{"id", "function", "input"}` (input base64) per call, answered `{"id", "code", "output",
+//! "error"}`: exactly one answer per call, carrying its call's `id` (a number the host does not
+//! repeat). The host drops, and logs, a line that answers another call.
 //! `stockade plugin-worker` is one such worker; a host binary can be its own with
 //! [`serve_plugin`].
 
@@ -45,12 +47,16 @@ struct LoadRequest {
 
 #[derive(Serialize, Deserialize)]
 struct CallRequest {
+    id: u64,
     function: String,
     input: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
 struct Reply {
+    /// The call answered (none for the load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     loaded: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +87,8 @@ pub fn serve_plugin(input: impl BufRead, output: impl Write + Send + 'static) ->
         let request: CallRequest = match serde_json::from_str(&line?) {
             Ok(request) => request,
             Err(e) => {
+                // Without an id the host cannot take this for any call's answer: it ends the
+                // worker at the call's hard cap.
                 reply(&output, &Reply { code: Some(Code::Trap), error: Some(format!("the request does not parse: {e}")), ..Reply::default() })?;
                 continue;
             }
@@ -88,17 +96,21 @@ pub fn serve_plugin(input: impl BufRead, output: impl Write + Send + 'static) ->
         let bytes = b64().decode(&request.input).unwrap_or_default();
         let input = Input { bytes, args: Vec::new() };
         let watched = std::sync::Arc::clone(&output);
-        let _watchdog = plugin.deadline_by_process().then(|| {
+        let id = Some(request.id);
+        let watchdog = plugin.deadline_by_process().then(|| {
             plugin.watchdog(&input, move |outcome| {
-                let _ = reply(&watched, &Reply { code: Some(outcome.code), error: outcome.error, ..Reply::default() });
+                let _ = reply(&watched, &Reply { id, code: Some(outcome.code), error: outcome.error, ..Reply::default() });
                 std::process::exit(0);
             })
         });
         let outcome = plugin.call(&request.function, &input);
-        drop(_watchdog);
+        // One answer per call: the watchdog's, if it claimed the call at its deadline.
+        if let Some(watchdog) = watchdog {
+            watchdog.disarm_or_wait_for_the_end();
+        }
         let output_b64 = outcome.output.as_deref().map(|o| b64().encode(o));
         let error = outcome.error.map(|e| crate::report::cut(&e, ERROR_CHARS, e.len() as u64));
-        reply(&output, &Reply { code: Some(outcome.code), output: output_b64, error, ..Reply::default() })?;
+        reply(&output, &Reply { id, code: Some(outcome.code), output: output_b64, error, ..Reply::default() })?;
     }
     Ok(())
 }
@@ -175,12 +187,29 @@ impl Worker {
         self.stdin.flush()
     }
 
+    /// The next answer line within `within`.
     fn reply(&self, within: Duration) -> Result<Reply, String> {
         match self.replies.recv_timeout(within) {
             Ok(Ok(line)) => serde_json::from_str(&line).map_err(|e| format!("the worker's answer does not parse: {e}")),
             Ok(Err(e)) => Err(format!("the worker's output failed: {e}")),
             Err(mpsc::RecvTimeoutError::Timeout) => Err("no answer".into()),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err("the worker ended without answering".into()),
+        }
+    }
+
+    /// The answer to call `id`, by `deadline`: a line that answers anything else (a second,
+    /// late answer to an earlier call) is dropped and logged, never taken for this one.
+    fn reply_to(&self, id: u64, deadline: Instant) -> Result<Reply, String> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("no answer".into());
+            }
+            let reply = self.reply(left)?;
+            if reply.id == Some(id) {
+                return Ok(reply);
+            }
+            tracing::warn!(pid = self.child.id(), call = id, answered = ?reply.id, "dropped a plugin worker's answer to another call");
         }
     }
 }
@@ -200,6 +229,8 @@ pub struct ProcessPool {
     /// The longest answer line believed ([`max_reply_bytes`]).
     max_reply: u64,
     idle: Mutex<Vec<Worker>>,
+    /// The id of the last call sent to any of this pool's workers.
+    last_call: std::sync::atomic::AtomicU64,
 }
 
 /// How long past a call's timeout the host waits for a worker before killing it: the worker's
@@ -219,6 +250,7 @@ impl ProcessPool {
             timeout: policy.limits.timeout.get(),
             max_reply: max_reply_bytes(policy.limits.output.get()),
             idle: Mutex::new(Vec::new()),
+            last_call: std::sync::atomic::AtomicU64::new(0),
         };
         let worker = pool.spawn()?;
         pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
@@ -277,8 +309,9 @@ impl ProcessPool {
             None => self.spawn().map_err(|e| (Code::Crash, e))?,
         };
         let started = Instant::now();
-        worker.send(&CallRequest { function: function.into(), input: b64().encode(input) }).map_err(|e| (Code::Crash, format!("the worker would not take the call: {e}")))?;
-        let reply = match worker.reply(self.timeout + HARD_CAP) {
+        let id = self.last_call.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        worker.send(&CallRequest { id, function: function.into(), input: b64().encode(input) }).map_err(|e| (Code::Crash, format!("the worker would not take the call: {e}")))?;
+        let reply = match worker.reply_to(id, started + self.timeout + HARD_CAP) {
             Ok(reply) => reply,
             Err(why) if started.elapsed() >= self.timeout => {
                 return Err((Code::Timeout, format!("the call ran past its timeout of {:?}; its worker was killed ({why})", self.timeout)));

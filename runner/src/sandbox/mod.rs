@@ -49,6 +49,15 @@ pub use engine::{Allocation, forget_compiled_modules};
 pub use watchdog::{TimedOut, Watchdog};
 pub use outcome::{Outcome, Stage, Stats};
 
+/// The largest wasm stack (the policy's `stack`) a call runs with on the caller's own thread.
+/// Every thread that calls plugins needs this much native stack beside its own frames and the
+/// host's: Rust's threads have 2 MiB, a process's main thread 8 MiB by default. A larger policy
+/// stack runs each call on a thread started with room for it.
+pub const INLINE_WASM_STACK: usize = 512 << 10;
+
+/// Native stack a call needs beside the wasm stack: host functions, WASI, the trap handler.
+const HOST_STACK: usize = 1 << 20;
+
 /// How many idle instances one plugin keeps for reuse. Idle instances hold pool slots, so this
 /// stays small: one per thread that calls the same plugin at the same time, up to this many.
 const IDLE_INSTANCES_PER_PLUGIN: usize = 4;
@@ -60,8 +69,6 @@ pub enum SandboxError {
     Engine { policy: String, message: String },
     #[error(transparent)]
     Read(#[from] crate::source::ReadError),
-    #[error("cannot open the module cache: {0}")]
-    Cache(#[from] cache::CacheError),
 }
 
 /// How a sandbox is built: the instance allocator, the compiled-module cache and the compiler.
@@ -118,6 +125,10 @@ pub struct Sandbox {
     baseline_engine: std::sync::OnceLock<Option<SharedEngine>>,
     policy: Policy,
     disk: Option<cache::DiskCache>,
+    /// Why the disk cache asked for is not used, when it is not.
+    cache_refused: Option<String>,
+    /// What no plugin's directory grant may reach (see [`cache::guarded_dirs`]).
+    guarded_dirs: Vec<std::path::PathBuf>,
     /// Whether the code carries epoch checks; without them the caller's watchdog ends the
     /// process at a call's deadline.
     epochs: bool,
@@ -152,11 +163,33 @@ impl Sandbox {
             Compiler::Auto => options.runs_once,
         };
         let baseline = winch_allowed.then(|| spec_for(Compiler::Winch));
-        let disk = match &options.cache_dir {
-            Some(dir) => Some(cache::DiskCache::open(dir, &optimizing.engine)?),
-            None => None,
+        // A cache that cannot be trusted or used only makes this process slower.
+        let (disk, cache_refused) = match options.cache_dir.as_deref().map(|dir| cache::DiskCache::open(dir, &optimizing.engine)) {
+            None => (None, None),
+            Some(Ok(disk)) => (Some(disk), None),
+            Some(Err(error)) => {
+                tracing::warn!("module cache not used: {error}");
+                (None, Some(error.to_string()))
+            }
         };
-        Ok(Sandbox { optimizing, baseline, baseline_engine: std::sync::OnceLock::new(), policy: policy.clone(), disk, epochs, runs_once: options.runs_once })
+        let guarded_dirs = cache::guarded_dirs(disk.as_ref().map(cache::DiskCache::dir).or(options.cache_dir.as_deref()));
+        Ok(Sandbox {
+            optimizing,
+            baseline,
+            baseline_engine: std::sync::OnceLock::new(),
+            policy: policy.clone(),
+            disk,
+            cache_refused,
+            guarded_dirs,
+            epochs,
+            runs_once: options.runs_once,
+        })
+    }
+
+    /// What kept the disk cache from being used, opened or written since this sandbox was
+    /// built, if anything did: one line for the operator (the runs themselves go on uncached).
+    pub fn cache_warning(&self) -> Option<String> {
+        self.cache_refused.clone().or_else(|| self.disk.as_ref().and_then(cache::DiskCache::fault))
     }
 
     pub fn policy(&self) -> &Policy {
@@ -262,6 +295,18 @@ impl Sandbox {
         }
 
         let grants = PluginGrants::new(&self.policy, vetting.manifest.manifest());
+        let preopens = grants.preopens();
+        if let Some((grant, guarded)) =
+            preopens.iter().find_map(|(grant, _)| self.guarded_dirs.iter().find(|dir| cache::overlaps(std::path::Path::new(&grant.host), dir)).map(|dir| (grant, dir)))
+        {
+            let message = format!(
+                "the grant of {} (as {}) reaches {}, where compiled code and the key that vouches for it are kept",
+                grant.host,
+                grant.guest,
+                guarded.display()
+            );
+            return Ok(Load::Failed(Outcome::failed(Code::GrantExposesCache, message).at(Stage::Load)));
+        }
         // What the grant decision refuses is not linked, for every ABI alike: the plugin is
         // refused here, where vet refuses it, rather than at its first call (WASI functions
         // come as one set, so an ungranted one would otherwise link to a refusing stub).
@@ -287,7 +332,7 @@ impl Sandbox {
         let limits = self.policy.limits.clone();
         let uses_wasi = analysis.abis().contains(&Abi::WasiPreview1);
         let wasi = uses_wasi.then(|| WasiSetup {
-            preopens: if needs_fs { grants.preopens() } else { Vec::new() },
+            preopens: if needs_fs { preopens } else { Vec::new() },
             written_total: Arc::new(AtomicU64::new(0)),
             quota_call: limits.disk_write.get(),
             quota_total: limits.disk_write_total.get(),
@@ -309,6 +354,7 @@ impl Sandbox {
             abi,
             wasi,
             reuse_instances: !uses_wasi && reuse == InstanceReuse::PerPlugin,
+            vars_per_instance: reuse == InstanceReuse::PerCall,
             limits,
             idle: Mutex::new(Vec::new()),
             compile_ns,
@@ -374,6 +420,9 @@ pub struct Plugin {
     limits: Limits,
     /// Whether an instance that returned normally is kept for the next call.
     reuse_instances: bool,
+    /// Each instance gets vars of its own, gone with it (`per-call`: nothing of one caller
+    /// reaches the next); otherwise the plugin's vars are kept across calls and shared.
+    vars_per_instance: bool,
     /// Instances that returned normally, reset, waiting for the next call.
     idle: Mutex<Vec<Warm>>,
     compile_ns: u64,
@@ -409,18 +458,23 @@ impl Checkout<'_> {
 
     /// Calls `export` under the plugin's deadline and fuel. A trap or a limit ends the
     /// instance's reuse, as in [`Plugin::call`], and comes back as its outcome.
-    pub fn call<Params: wasmtime::WasmParams, Results: wasmtime::WasmResults>(
+    pub fn call<Params: wasmtime::WasmParams + Send, Results: wasmtime::WasmResults + Send>(
         &mut self,
         export: &TypedExport<Params, Results>,
         params: Params,
     ) -> Result<Results, Outcome> {
+        let plugin = self.plugin;
         let store = &mut self.warm.as_mut().expect("held until drop").store;
-        self.plugin.arm(store, Instant::now() + self.plugin.limits.timeout.get());
-        export.0.call(&mut *store, params).map_err(|error| {
-            self.healthy = false;
-            let outcome = outcome::from_error(&error, store.data()).at(Stage::Call);
-            outcome::finish(outcome, store, Stats::default())
-        })
+        plugin.arm(store, Instant::now() + plugin.limits.timeout.get());
+        match plugin.on_native_stack(|| export.0.call(&mut *store, params)) {
+            Ok(Ok(results)) => Ok(results),
+            Ok(Err(error)) => {
+                self.healthy = false;
+                let outcome = outcome::from_error(&error, store.data()).at(Stage::Call);
+                Err(outcome::finish(outcome, store, Stats::default()))
+            }
+            Err(outcome) => Err(outcome),
+        }
     }
 }
 
@@ -497,7 +551,7 @@ impl Plugin {
         let deadline = Instant::now() + self.limits.timeout.get();
         let store = self.new_store(&Input::default(), deadline, &mut stats)?;
         match &self.wasi {
-            None => self.instantiate_in(store, &mut stats).map(drop),
+            None => self.on_native_stack(|| self.instantiate_in(store, &mut stats).map(drop))?,
             Some(_) => match wasi::run_bounded(deadline, self.instantiate_async(store, &mut stats)) {
                 Some(result) => result.map(drop),
                 None => Err(Outcome::failed(Code::Timeout, "instantiation ran past its deadline").at(Stage::Instantiate)),
@@ -507,7 +561,7 @@ impl Plugin {
 
     /// Calls `function`, in an idle instance of this plugin if there is one, else in a fresh one.
     pub fn call(&self, function: &str, input: &Input) -> Outcome {
-        let mut stats = Stats {
+        let stats = Stats {
             compile_ns: self.compile_ns,
             input_bytes: input.bytes.len() as u64,
             compiler: Some(self.compiler),
@@ -527,6 +581,39 @@ impl Plugin {
             return self.call_wasi(call, input, deadline, stats);
         }
 
+        let refused = stats.clone();
+        self.on_native_stack(|| self.call_here(call, input, deadline, stats)).unwrap_or_else(|outcome| outcome.with_stats(refused))
+    }
+
+    /// Runs `run` (which runs wasm code synchronously) on a thread whose native stack holds the
+    /// policy's wasm stack and the host's frames around it: the caller's thread when the
+    /// policy's stack is at most [`INLINE_WASM_STACK`], else a thread started for it. (wasmtime
+    /// stops wasm at `max_wasm_stack` only if the native stack has that much room; past the
+    /// thread's real stack the process would die of SIGSEGV instead of a `stack-overflow`.) WASI
+    /// calls run on fibers whose stacks the engine sizes the same way.
+    fn on_native_stack<R: Send>(&self, run: impl FnOnce() -> R + Send) -> Result<R, Outcome> {
+        let wasm_stack = usize::try_from(self.limits.stack.get()).unwrap_or(usize::MAX);
+        if wasm_stack <= INLINE_WASM_STACK {
+            return Ok(run());
+        }
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("stockade-call".into())
+                .stack_size(wasm_stack.saturating_add(HOST_STACK))
+                .spawn_scoped(scope, run);
+            match spawned {
+                Ok(thread) => Ok(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+                // No thread to be had (out of memory or threads): the stack cannot be promised,
+                // so nothing runs.
+                Err(error) => {
+                    let message = format!("the host could not start a thread with room for a {wasm_stack}-byte wasm stack: {error}");
+                    Err(Outcome::failed(Code::StackOverflow, message).at(Stage::Instantiate))
+                }
+            }
+        })
+    }
+
+    fn call_here(&self, call: Call<'_>, input: &Input, deadline: Instant, mut stats: Stats) -> Outcome {
         let idle = if self.reuse_instances { self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
         watchdog::enter(Stage::Instantiate);
         let mut warm = match idle {
@@ -575,7 +662,7 @@ impl Plugin {
             None => {
                 let mut stats = Stats::default();
                 let store = self.new_store(&Input::default(), deadline, &mut stats)?;
-                self.instantiate_in(store, &mut stats)?
+                self.on_native_stack(|| self.instantiate_in(store, &mut stats))??
             }
         };
         Ok(Checkout { plugin: self, warm: Some(warm), healthy: true })
@@ -626,7 +713,12 @@ impl Plugin {
         let budget = self.budget.clone();
         let mut state = State {
             limiter: limiter::Limiter::new(&self.limits, budget.clone()),
-            kernel: Kernel::new(&self.kernel, budget.clone(), deadline),
+            kernel: if self.vars_per_instance {
+                let setup = KernelSetup { vars: Arc::new(self.kernel.vars.fresh()), ..self.kernel.clone() };
+                Kernel::new(&setup, budget.clone(), deadline)
+            } else {
+                Kernel::new(&self.kernel, budget.clone(), deadline)
+            },
             wasi: None,
             stdio: None,
         };

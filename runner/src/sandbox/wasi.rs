@@ -90,6 +90,7 @@ impl WasiSetup {
             budget,
             opened: HashSet::new(),
             stdio_written: [0, 0],
+            stdio_fds: [Some(1), Some(2)],
             output_cap,
             written_call: 0,
             written_total: self.written_total.clone(),
@@ -110,6 +111,10 @@ pub struct GuardedWasi {
     opened: HashSet<u32>,
     /// Bytes written to stdout and stderr (each charged to the budget).
     stdio_written: [u64; 2],
+    /// Where stdout and stderr are now: their descriptors move with `fd_renumber` and are gone
+    /// after `fd_close`. What counts as stdio is the stream, whatever number it has; a file
+    /// renumbered onto 1 is a file, under the disk quota.
+    stdio_fds: [Option<u32>; 2],
     output_cap: u64,
     written_call: u64,
     written_total: Arc<AtomicU64>,
@@ -163,10 +168,10 @@ impl GuardedWasi {
     /// the disk quota.
     fn before_write(&mut self, fd: types::Fd, len: u64) -> Result<(), types::Error> {
         let fd = u32::from(fd);
-        if fd == 1 || fd == 2 {
-            let written = &mut self.stdio_written[fd as usize - 1];
+        if let Some(stream) = self.stdio_fds.iter().position(|s| *s == Some(fd)) {
+            let written = &mut self.stdio_written[stream];
             if written.saturating_add(len) > self.output_cap {
-                let stream = if fd == 1 { "stdout" } else { "stderr" };
+                let stream = if stream == 0 { "stdout" } else { "stderr" };
                 let fault = crate::abi::HostFault::OutputTooLarge(format!("more than {} bytes to {stream}", self.output_cap));
                 return Err(types::Error::trap(wasmtime::Error::new(fault)));
             }
@@ -452,20 +457,33 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
 
     async fn fd_close(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<(), types::Error> {
         self.ctx.fd_close(memory, fd).await?;
-        if self.opened.remove(&u32::from(fd)) {
+        let fd = u32::from(fd);
+        if self.opened.remove(&fd) {
             self.budget.release(DESCRIPTOR_COST);
         }
+        self.stdio_fds.iter_mut().filter(|s| **s == Some(fd)).for_each(|s| *s = None);
         Ok(())
     }
 
     async fn fd_renumber(&mut self, memory: &mut GuestMemory<'_>, from: types::Fd, to: types::Fd) -> Result<(), types::Error> {
         self.ctx.fd_renumber(memory, from, to).await?;
-        // `to` was closed and now is `from`'s descriptor.
-        if self.opened.remove(&u32::from(to)) {
+        let (from, to) = (u32::from(from), u32::from(to));
+        if from == to {
+            return Ok(());
+        }
+        // `to` was closed and now is `from`'s descriptor, whatever each was.
+        if self.opened.remove(&to) {
             self.budget.release(DESCRIPTOR_COST);
         }
-        if self.opened.remove(&u32::from(from)) {
-            self.opened.insert(u32::from(to));
+        if self.opened.remove(&from) {
+            self.opened.insert(to);
+        }
+        for stream in &mut self.stdio_fds {
+            *stream = match *stream {
+                Some(fd) if fd == to => None,
+                Some(fd) if fd == from => Some(to),
+                other => other,
+            };
         }
         Ok(())
     }

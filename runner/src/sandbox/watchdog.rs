@@ -14,7 +14,7 @@
 
 use std::ffi::{CStr, CString, OsString};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::outcome::{Outcome, Stage, Stats};
@@ -50,16 +50,33 @@ pub struct Watchdog {
 }
 
 enum Watcher {
-    /// The deadline with this id on the watch thread.
-    Thread(u64),
+    /// The deadline with this id on the watch thread, and who answers the call.
+    Thread(u64, Arc<Answerer>),
     /// The process's interval timer.
     Timer,
+}
+
+/// Who answers a call the watch thread watches: the call itself, when it returns in time, or
+/// the watchdog at the deadline. Decided once, by whichever of the two claims it first (a
+/// compare-and-swap), so that a call that returns just as its deadline passes is answered
+/// once, never by both: a second answer would be read as the answer to the next request.
+struct Answerer(AtomicU8);
+
+const UNDECIDED: u8 = 0;
+const BY_CALL: u8 = 1;
+const BY_WATCHDOG: u8 = 2;
+
+impl Answerer {
+    fn claim(&self, by: u8) -> bool {
+        self.0.compare_exchange(UNDECIDED, by, Ordering::AcqRel, Ordering::Acquire).is_ok() || self.0.load(Ordering::Acquire) == by
+    }
 }
 
 /// A deadline being watched, and what to do at it.
 struct Armed {
     id: u64,
     at: Instant,
+    answerer: Arc<Answerer>,
     expired: Box<dyn FnOnce() + Send>,
 }
 
@@ -86,9 +103,12 @@ impl Watch {
         loop {
             let now = Instant::now();
             if let Some(due) = armed.1.iter().position(|a| a.at <= now) {
-                let expired = armed.1.swap_remove(due).expired;
+                let due = armed.1.swap_remove(due);
                 drop(armed);
-                expired();
+                // The call returned and claimed its answer while this thread was on its way.
+                if due.answerer.claim(BY_WATCHDOG) {
+                    (due.expired)();
+                }
                 armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
                 continue;
             }
@@ -107,12 +127,35 @@ impl Watchdog {
         let mut armed = watch.armed.lock().unwrap_or_else(|p| p.into_inner());
         armed.0 += 1;
         let id = armed.0;
+        let answerer = Arc::new(Answerer(AtomicU8::new(UNDECIDED)));
         // A deadline past what the clock can represent never comes.
         if let Some(at) = Instant::now().checked_add(after) {
-            armed.1.push(Armed { id, at, expired: Box::new(expired) });
+            armed.1.push(Armed { id, at, answerer: Arc::clone(&answerer), expired: Box::new(expired) });
             watch.changed.notify_one();
         }
-        Watchdog { by: Watcher::Thread(id) }
+        Watchdog { by: Watcher::Thread(id, answerer) }
+    }
+
+    /// Disarms the watchdog for a call that has returned, and says who answers it: `true`, the
+    /// caller; `false`, the watchdog, which claimed the call at its deadline first and is
+    /// answering it (the caller must then not answer). A re-executing timer is answered by the
+    /// process it starts, never beside this one: always `true`.
+    pub fn disarm(self) -> bool {
+        match &self.by {
+            Watcher::Thread(_, answerer) => answerer.claim(BY_CALL),
+            Watcher::Timer => true,
+        }
+    }
+
+    /// [`Watchdog::disarm`] for a watchdog whose expiry answers and then ends the process (a
+    /// worker's): returns when the call is the caller's to answer, and otherwise waits for the
+    /// watchdog to end the process, without answering.
+    pub fn disarm_or_wait_for_the_end(self) {
+        if !self.disarm() {
+            loop {
+                std::thread::park();
+            }
+        }
     }
 
     /// For a process that makes one call: after `after`, the program is executed again, as
@@ -184,7 +227,10 @@ impl Watchdog {
 impl Drop for Watchdog {
     fn drop(&mut self) {
         match self.by {
-            Watcher::Thread(id) => {
+            Watcher::Thread(id, ref answerer) => {
+                // Dropped without `disarm` (the caller unwinds, say): the call has returned all
+                // the same, and the watchdog must not answer for it from now on.
+                answerer.claim(BY_CALL);
                 let watch = watch();
                 watch.armed.lock().unwrap_or_else(|p| p.into_inner()).1.retain(|a| a.id != id);
             }

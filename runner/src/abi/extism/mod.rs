@@ -261,9 +261,24 @@ pub struct Vars {
     cap: u64,
 }
 
+/// What the vars held leaves the plugin's total with them.
+impl Drop for Vars {
+    fn drop(&mut self) {
+        let held: u64 = self.lock().iter().map(|(key, value)| Vars::cost(key, value)).sum();
+        let _ = self.bytes.fetch_update(Relaxed, Relaxed, |total| Some(total.saturating_sub(held)));
+    }
+}
+
 impl Vars {
     pub fn new(cap: u64) -> Vars {
         Vars { map: Mutex::new(HashMap::new()), bytes: Arc::new(AtomicU64::new(0)), cap }
+    }
+
+    /// Empty vars under the same cap and counted in the same total as these: for an instance
+    /// whose vars must not outlive it (`instance-reuse = "per-call"`). What it holds leaves
+    /// the total when it is dropped.
+    pub fn fresh(&self) -> Vars {
+        Vars { map: Mutex::new(HashMap::new()), bytes: self.bytes.clone(), cap: self.cap }
     }
 
     /// The counter that instances' budgets share.

@@ -1,15 +1,26 @@
-//! Compiled modules, cached by the module's SHA-256 and the engine's compatibility hash.
+//! Compiled modules, cached by the module's cache key (the BLAKE3 of its bytes) and the
+//! engine's compatibility hash.
 //!
 //! In memory, a compiled [`Module`] is shared by every load of the same bytes in one process
 //! (a hot reload costs a lookup): each shared engine remembers what it compiled. On disk, in
 //! the user's cache directory by default, bounded in size (least recently used go first), each
-//! artifact is stored with a keyed BLAKE3 tag (a MAC) under a random key that only this cache
-//! directory holds, and checked before it is deserialized:
+//! artifact is stored with a keyed BLAKE3 tag (a MAC) and checked before it is deserialized:
 //! deserializing trusts its input completely, so it must never see bytes this cache did not
 //! write (a truncated file, another engine's artifact, anything planted).
+//!
+//! The key is what makes an artifact trusted, so it lives apart from the artifacts, in a
+//! directory of its own ([`key_dir`]), and nobody but this user may steer either directory
+//! (see [`private_dir`]): a directory or key owned by someone else, writable by others, a
+//! link, a device or a file of the wrong size is not used. The sandbox refuses a plugin whose
+//! directory grants contain, or lie inside, the cache directory or the key's directory
+//! (`grant-exposes-cache`). Any fault (no home, a full disk, a foreign directory, a corrupt
+//! file) makes the run uncached, with a warning, never a tool error and never trust.
+
+mod private_dir;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
@@ -17,7 +28,15 @@ use wasmtime::{Engine, Module};
 use crate::analyze::ValidatedBodies;
 use crate::vet::ValidationMemo;
 
-const KEY_FILE: &str = "key";
+/// The key's file, in [`key_dir`].
+const KEY_FILE: &str = "cache.key";
+const KEY_LEN: u64 = 32;
+/// The largest validation memo read back (a memo holds a few numbers per function body).
+const MAX_MEMO_BYTES: u64 = 64 << 20;
+/// The key is a secret: no mode bit for anyone but its owner.
+const SECRET: u32 = 0o077;
+/// Artifacts and memos: only their owner may change them.
+const OWNER_WRITES: u32 = 0o022;
 const MAC_LEN: usize = blake3::OUT_LEN;
 /// Compiled modules' file extension.
 const ARTIFACT: &str = "cwasm";
@@ -50,10 +69,15 @@ pub fn engine_hash(engine: &Engine) -> String {
     hex::encode(&hasher.0.finalize()[..16])
 }
 
+/// Why the disk cache is not used for this process (the run goes on uncached).
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("cache directory {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("cache directory: {0}")]
+    Dir(private_dir::Refusal),
+    #[error("cache key: {0}")]
+    Key(private_dir::Refusal),
+    #[error("no directory for the cache key (no home directory)")]
+    NoKeyDir,
     #[error("cannot get random bytes for the cache key: {0}")]
     Random(String),
 }
@@ -66,10 +90,13 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub struct DiskCache {
     /// The engine whose artifacts these are: what they are deserialized into.
     engine: Engine,
-    dir: PathBuf,
+    dir: private_dir::PrivateDir,
     key: [u8; 32],
     engine_hash: String,
     max_bytes: u64,
+    /// The first fault met after opening (a write that failed, a file refused), for the caller
+    /// to report once; later faults are only logged.
+    fault: Mutex<Option<String>>,
 }
 
 /// Where a module came from, for stats and tests.
@@ -93,11 +120,33 @@ pub fn default_dir() -> Option<PathBuf> {
     }
 }
 
+/// Where the cache's key lives: this user's state directory (`$XDG_STATE_HOME/stockade`, or
+/// `~/.local/state/stockade`; the local data directory where a platform has no state
+/// directory), apart from the compiled modules it vouches for, so that no cache directory,
+/// wherever it is put, holds the key to its own artifacts.
+pub fn key_dir() -> Option<PathBuf> {
+    dirs::state_dir().or_else(dirs::data_local_dir).map(|dir| dir.join("stockade"))
+}
+
+/// The directories no plugin's grant may reach (contain, or lie inside): the key's directory
+/// always, since a plugin that could write the key could forge code for every later cached run,
+/// and the cache directory in use. Resolved as the kernel would, so that a link or `..` in a
+/// grant does not hide an overlap.
+pub fn guarded_dirs(cache_dir: Option<&Path>) -> Vec<PathBuf> {
+    key_dir().into_iter().chain(cache_dir.map(Path::to_path_buf)).map(|dir| private_dir::resolve(&dir)).collect()
+}
+
+/// Whether a grant of `granted` reaches into `guarded` or the other way round.
+pub fn overlaps(granted: &Path, guarded: &Path) -> bool {
+    let granted = private_dir::resolve(granted);
+    granted.starts_with(guarded) || guarded.starts_with(&granted)
+}
+
 impl DiskCache {
     /// The module for `key`, if this cache has a trustworthy one.
     pub fn get(&self, key: &str) -> Option<Module> {
         let name = self.file_name(key);
-        let verified = self.map_verified(&name)?;
+        let verified = self.map_verified(&name, self.max_bytes)?;
         // SAFETY: the file holds exactly what `Module::serialize` produced for an engine with
         // this compatibility hash, then its tag: keyed BLAKE3 under this directory's private key
         // proves this cache wrote them, and the file name binds the engine hash. wasmtime maps
@@ -115,11 +164,28 @@ impl DiskCache {
         let Ok(bytes) = module.serialize() else { return };
         // A cache that cannot be written is only slower; the load itself succeeded.
         if let Err(error) = self.write_signed(&self.file_name(key), &bytes) {
-            tracing::warn!("cannot write the module cache: {error}");
+            self.record_fault(format!("cannot write the module cache: {error}"));
         }
         if let Err(error) = self.evict() {
-            tracing::warn!("cannot trim the module cache: {error}");
+            self.record_fault(format!("cannot trim the module cache {}: {error}", self.dir.path().display()));
         }
+    }
+
+    /// The first fault this cache met since it was opened (a later one is only logged).
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().ok().and_then(|fault| fault.clone())
+    }
+
+    fn record_fault(&self, message: String) {
+        tracing::warn!("{message}");
+        if let Ok(mut fault) = self.fault.lock() {
+            fault.get_or_insert(message);
+        }
+    }
+
+    /// The cache directory, resolved.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     fn file_name(&self, key: &str) -> String {
@@ -137,23 +203,14 @@ impl DiskCache {
     /// Removes the least recently used artifacts and validation memos until the directory
     /// holds at most `max_bytes` of them.
     fn evict(&self) -> std::io::Result<()> {
-        let mut artifacts = Vec::new();
-        let mut total = 0u64;
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            if entry.path().extension().is_none_or(|x| x != ARTIFACT && x != MEMO) {
-                continue;
-            }
-            let meta = entry.metadata()?;
-            total += meta.len();
-            artifacts.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len(), entry.path()));
-        }
-        artifacts.sort();
-        for (_, len, path) in artifacts {
+        let mut files = self.dir.files(&[ARTIFACT, MEMO])?;
+        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+        files.sort();
+        for (_, len, name) in files {
             if total <= self.max_bytes {
                 break;
             }
-            std::fs::remove_file(&path)?;
+            self.dir.remove(&name)?;
             total -= len;
         }
         Ok(())
@@ -164,20 +221,13 @@ impl DiskCache {
         DiskCache::open_bounded(dir, engine, DEFAULT_MAX_BYTES)
     }
 
+    /// [`DiskCache::open`] holding at most `max_bytes` of artifacts and memos. Refuses a
+    /// directory (the cache's or the key's) or a key that someone else could have written.
     pub fn open_bounded(dir: &Path, engine: &Engine, max_bytes: u64) -> Result<DiskCache, CacheError> {
-        let io = |source| CacheError::Io { path: dir.display().to_string(), source };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let key_path = dir.join(KEY_FILE);
-        let key = match std::fs::read(&key_path) {
-            Ok(bytes) if bytes.len() == 32 => bytes.try_into().expect("32 bytes"),
-            _ => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| CacheError::Random(e.to_string()))?;
-                crate::atomic::write(&key_path, &[&key], crate::atomic::Kind::Secret).map_err(io)?;
-                key
-            }
-        };
-        Ok(DiskCache { engine: engine.clone(), dir: dir.to_path_buf(), key, engine_hash: engine_hash(engine), max_bytes })
+        let key_dir = key_dir().ok_or(CacheError::NoKeyDir)?;
+        let key = read_or_make_key(&key_dir)?;
+        let dir = private_dir::PrivateDir::open_or_create(dir).map_err(CacheError::Dir)?;
+        Ok(DiskCache { engine: engine.clone(), dir, key, engine_hash: engine_hash(engine), max_bytes, fault: Mutex::new(None) })
     }
 
     /// The tag of a cache file: keyed BLAKE3 over its name (which binds the module's digest,
@@ -196,11 +246,17 @@ impl DiskCache {
     /// the pages come from the page cache instead of being zeroed and copied, which was a fifth
     /// of a cached `stockade run`. The tag comes last so that the payload starts the file, as
     /// wasmtime maps an artifact. This cache never changes a file in place (it writes a new one
-    /// and renames it; eviction unlinks), so the file stays what was checked; a process of the
-    /// same user that rewrote one in place could crash this one, but it could as well read the
-    /// key and plant anything.
-    fn map_verified(&self, name: &str) -> Option<Verified> {
-        let file = std::fs::File::open(self.dir.join(name)).ok()?;
+    /// and renames it; eviction unlinks), and only this user can change the directory, so the
+    /// file stays what was checked. A file that is a link, not this user's, writable by others
+    /// or over `max_len` is refused before it is mapped.
+    fn map_verified(&self, name: &str, max_len: u64) -> Option<Verified> {
+        let (file, _) = match self.dir.open_file(name, OWNER_WRITES, max_len.saturating_add(MAC_LEN as u64)) {
+            Ok(found) => found?,
+            Err(refusal) => {
+                self.record_fault(format!("module cache entry not used: {refusal}"));
+                return None;
+            }
+        };
         // SAFETY: see above; the mapping is read-only and private to this process.
         let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
         let (payload, tag) = map.split_at_checked(map.len().checked_sub(MAC_LEN)?)?;
@@ -209,10 +265,35 @@ impl DiskCache {
         (self.tag(name, payload) == tag).then_some(Verified { file, map })
     }
 
-    fn write_signed(&self, name: &str, payload: &[u8]) -> std::io::Result<()> {
+    fn write_signed(&self, name: &str, payload: &[u8]) -> Result<(), private_dir::Refusal> {
         let tag = self.tag(name, payload);
-        crate::atomic::write(&self.dir.join(name), &[payload, tag.as_bytes()], crate::atomic::Kind::Cache)
+        self.dir.write(name, &[payload, tag.as_bytes()], false, false).map(drop)
     }
+}
+
+/// The cache key in `key_dir`, made (random, owner-only) if there is none yet. Two processes
+/// that make one at once agree: the key is put in place only if none is there, and whoever
+/// loses reads the winner's.
+fn read_or_make_key(key_dir: &Path) -> Result<[u8; 32], CacheError> {
+    let dir = private_dir::PrivateDir::open_or_create(key_dir).map_err(CacheError::Key)?;
+    let read = |dir: &private_dir::PrivateDir| -> Result<Option<[u8; 32]>, CacheError> {
+        let Some((mut file, len)) = dir.open_file(KEY_FILE, SECRET, KEY_LEN).map_err(CacheError::Key)? else { return Ok(None) };
+        let mut key = [0u8; 32];
+        if len != KEY_LEN {
+            return Err(CacheError::Key(private_dir::Refusal::WrongSize { path: dir.path().join(KEY_FILE).display().to_string(), len, expected: KEY_LEN }));
+        }
+        std::io::Read::read_exact(&mut file, &mut key).map_err(|source| CacheError::Key(private_dir::Refusal::Io { path: dir.path().join(KEY_FILE).display().to_string(), source }))?;
+        Ok(Some(key))
+    };
+    if let Some(key) = read(&dir)? {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| CacheError::Random(e.to_string()))?;
+    if dir.write(KEY_FILE, &[&key], true, true).map_err(CacheError::Key)? {
+        return Ok(key);
+    }
+    read(&dir)?.ok_or_else(|| CacheError::Key(private_dir::Refusal::NotKind { path: dir.path().join(KEY_FILE).display().to_string(), expected: "key (it vanished)" }))
 }
 
 /// A cache file whose tag checked out.
@@ -229,7 +310,7 @@ impl Verified {
 
 impl std::fmt::Debug for DiskCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiskCache").field("dir", &self.dir).field("engine_hash", &self.engine_hash).finish_non_exhaustive()
+        f.debug_struct("DiskCache").field("dir", &self.dir.path()).field("engine_hash", &self.engine_hash).finish_non_exhaustive()
     }
 }
 
@@ -237,14 +318,14 @@ impl std::fmt::Debug for DiskCache {
 /// as an artifact is (anyone who could forge one could forge native code for the other).
 impl ValidationMemo for DiskCache {
     fn recall(&self, key: &str, features: wasmparser::WasmFeatures) -> Option<ValidatedBodies> {
-        let verified = self.map_verified(&DiskCache::memo_name(key, features))?;
+        let verified = self.map_verified(&DiskCache::memo_name(key, features), MAX_MEMO_BYTES)?;
         serde_json::from_slice(verified.payload()).ok()
     }
 
     fn record(&self, key: &str, features: wasmparser::WasmFeatures, validated: &ValidatedBodies) {
         let Ok(bytes) = serde_json::to_vec(validated) else { return };
         if let Err(error) = self.write_signed(&DiskCache::memo_name(key, features), &bytes) {
-            tracing::warn!("cannot write the validation memo: {error}");
+            self.record_fault(format!("cannot write the validation memo: {error}"));
         }
     }
 }
