@@ -669,3 +669,37 @@ fn an_out_of_process_plugin_is_called_and_a_runaway_call_costs_only_its_worker()
     assert_eq!(error.code, Code::PluginError, "{error}");
     assert!(error.message.len() < 64 << 10 && error.message.ends_with("(1000000 bytes)"), "{} bytes", error.message.len());
 }
+
+/// A worker that answers each call twice, a stale `timeout` for another call first (as a
+/// watchdog that fired just as a call returned once did) and then the right answer: the host
+/// takes only the answer that carries its call's id.
+#[test]
+fn an_out_of_process_call_takes_only_the_answer_to_itself() {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: no python3 to write the worker in");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("double-answer.py");
+    std::fs::write(
+        &program,
+        r#"#!/usr/bin/env python3
+import json, sys
+load = sys.stdin.readline()
+print(json.dumps({"loaded": True}), flush=True)
+for line in sys.stdin:
+    call = json.loads(line)
+    print(json.dumps({"id": call["id"] + 1000, "code": "timeout", "error": "a stale answer"}), flush=True)
+    print(json.dumps({"id": call["id"], "code": "ok", "output": call["input"]}), flush=True)
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let worker = stockade::host::process::WorkerCommand { program, args: Vec::new() };
+    let host = Host::builder(policy("")).out_of_process("twice", worker).build().unwrap();
+    write_plugin(dir.path(), "twice", "1.0.0", &plugin_wat("", None, &[]), "");
+    assert_eq!(host.load_files(&[dir.path().join("twice/plugin.wat")]).unwrap().loaded, ["twice"]);
+    for i in 0..3 {
+        assert_eq!(host.call_str("twice", "run", &format!("call {i}")).unwrap(), format!("call {i}"));
+    }
+}

@@ -21,7 +21,8 @@
 //!
 //! Placeholders are replaced in the text before it is read: `{case}`, the case directory's
 //! absolute path; `{http}`, the `127.0.0.1:PORT` of a loopback HTTP server started for the
-//! case alone, and `{http_port}`, its port.
+//! case alone, and `{http_port}`, its port; `{scratch}`, a fresh directory for the run of the
+//! case; `{cache-key-dir}`, the directory of the module cache's key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -202,6 +203,12 @@ pub struct Case {
     pub uses_scratch: bool,
 }
 
+/// What `{cache-key-dir}` stands for: the directory of the module cache's key, which no
+/// plugin's grant may reach, for the cases that try.
+fn cache_key_dir() -> String {
+    crate::sandbox::cache::key_dir().map_or_else(|| "/nonexistent/stockade-key-dir".into(), |dir| crate::report::display_path(&dir))
+}
+
 impl Case {
     /// Reads a case; `http` is what `{http}` stands for and `scratch` what `{scratch}` does (a
     /// fresh directory for this run of the case; each is used only when the case mentions it).
@@ -217,7 +224,8 @@ impl Case {
             .replace("{case}", &crate::report::display_path(&dir))
             .replace("{http}", http)
             .replace("{http_port}", port)
-            .replace("{scratch}", scratch);
+            .replace("{scratch}", scratch)
+            .replace("{cache-key-dir}", &cache_key_dir());
         let origin = Origin::File(path.display().to_string());
         let file: CaseFile = document::from_toml(&text, origin.clone())?;
         let invalid = |message: String| CaseError::Invalid { path: path.display().to_string(), message };
