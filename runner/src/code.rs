@@ -367,6 +367,12 @@ codes! {
          calls. All of them were taken by other calls for as long as this call may last (the \
          policy's timeout), so it was not run. Raise the host's instances per plugin, or call \
          the plugin less often at once.";
+    PluginUnreadable = "plugin-unreadable", Plan, Error, overridable: false,
+        "a file of the plugin set cannot be read as a plugin",
+        "A module file in the directory being planned cannot be read: it is not a regular file \
+         (a FIFO, a device, a socket), a link that leads nowhere or in a loop, or it cannot be \
+         opened. It is refused on its own, and the rest of the set is planned without it. \
+         Replace it with the plugin's module, or remove it.";
     DependencyMissing = "dependency-missing", Plan, Error, overridable: false,
         "a plugin depends on one that is not there or was not loaded",
         "The manifest's [dependencies] names a plugin that is not in the set being loaded, or \

@@ -340,7 +340,7 @@ impl Policy {
     /// The policy in `path` and the exact text it was read from, read once, so that a digest
     /// of the text is a digest of the policy in use.
     pub fn read(path: &Path) -> Result<(Policy, String), PolicyError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::source::read_regular_text(path, crate::source::MAX_DOCUMENT_BYTES)
             .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
         let policy = Policy::from_toml(&text, Origin::File(path.display().to_string()))?;
         Ok((policy, text))

@@ -89,6 +89,65 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
+/// The most a TOML or JSON document an operator or a plugin names may hold (a policy, a
+/// manifest, a corpus case, a budget, a signature bundle, a key, a trusted root): far above any
+/// real one, and a bound on what reading one costs.
+pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
+
+/// Opens `path` for reading without blocking: a FIFO with no writer, a device or a socket would
+/// wait, or read without end, so only a regular file is opened (a link to one is followed).
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK | libc::O_NOCTTY);
+    let file = options.open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("it is {}, not a regular file", describe_kind(kind))));
+    }
+    Ok(file)
+}
+
+/// What a file that is not a regular file is, for messages.
+fn describe_kind(kind: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() { "a directory" } else { "not a file" }
+}
+
+/// Reads at most `max` bytes from `reader`, and fails if there are more: the bound is checked
+/// while reading, so an endless stream costs `max` bytes and no more.
+pub fn read_at_most(reader: impl std::io::Read, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut reader.take(max.saturating_add(1)), &mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("it is over {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// A regular file of at most `max` bytes ([`open_regular`], [`read_at_most`]).
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    read_at_most(open_regular(path)?, max)
+}
+
+/// [`read_regular`] as UTF-8 text.
+pub fn read_regular_text(path: &Path, max: u64) -> std::io::Result<String> {
+    String::from_utf8(read_regular(path, max)?).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("it is not UTF-8 text: {e}")))
+}
+
 /// Files at least this large, read for a report, are hashed on a second thread while they are
 /// read, one chunk behind the reader: the digest is ready when the bytes are, and the cores are
 /// left to validation afterwards.
@@ -122,7 +181,7 @@ impl PluginFile {
 
     fn read_bounded(path: &Path, max_bytes: u64, sha256_while_reading: bool) -> Result<PluginFile, ReadError> {
         let error = |source| ReadError { path: path.display().to_string(), source };
-        let mut file = std::fs::File::open(path).map_err(error)?;
+        let mut file = open_regular(path).map_err(error)?;
         let size = file.metadata().map_err(error)?.len();
         if size > max_bytes {
             let digest = hash_stream(&mut file).map_err(error)?;
@@ -196,9 +255,11 @@ impl PluginFile {
     }
 
     /// The manifest file beside the module, if there is one.
+    /// Whatever stands there, so that one that cannot be read (a FIFO, a device, a dangling
+    /// link) is a finding about the plugin rather than taken for no manifest.
     pub fn sibling_manifest(&self) -> Option<PathBuf> {
         let candidate = self.path.with_file_name(crate::manifest::MANIFEST_FILE);
-        candidate.is_file().then_some(candidate)
+        candidate.symlink_metadata().is_ok().then_some(candidate)
     }
 
     /// The signature files beside the module that exist.

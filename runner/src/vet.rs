@@ -339,16 +339,22 @@ fn find_manifest(
     explicit: Option<&Path>,
     analysis: Option<&Analysis>,
 ) -> Result<ManifestStatus, ReadError> {
-    let from_file = |path: &Path| -> Result<ManifestStatus, ReadError> {
-        let text = std::fs::read(path).map_err(|source| ReadError { path: path.display().to_string(), source })?;
+    // Read without blocking and within a bound: the operator's manifest that cannot be read is
+    // the operator's error; the plugin's own (beside it) is a finding about the plugin.
+    let from_file = |path: &Path, operators: bool| -> Result<ManifestStatus, ReadError> {
         let origin = Origin::File(path.display().to_string());
+        let text = match crate::source::read_regular(path, crate::source::MAX_DOCUMENT_BYTES) {
+            Ok(text) => text,
+            Err(source) if operators => return Err(ReadError { path: path.display().to_string(), source }),
+            Err(error) => return Ok(ManifestStatus::Invalid(DocumentError::new(origin, format!("cannot read it: {error}")))),
+        };
         let Ok(text) = String::from_utf8(text) else {
             return Ok(ManifestStatus::Invalid(DocumentError::new(origin, "the manifest is not valid UTF-8")));
         };
         Ok(loaded(Manifest::from_toml(&text, origin.clone()), origin))
     };
     if let Some(path) = explicit {
-        return from_file(path);
+        return from_file(path, true);
     }
     let embedded = analysis.map_or(&[][..], |a| &a.embedded_manifests[..]);
     if let Some((data_offset, data)) = embedded.first() {
@@ -368,7 +374,7 @@ fn find_manifest(
         return Ok(loaded(Manifest::from_json(text, origin.clone()), origin));
     }
     match file.sibling_manifest() {
-        Some(path) => from_file(&path),
+        Some(path) => from_file(&path, false),
         None => Ok(ManifestStatus::Absent),
     }
 }
@@ -407,7 +413,7 @@ fn check_signatures(file: &PluginFile, policy: &Policy, findings: &mut Findings<
         .signature_files()
         .into_iter()
         .map(|path| {
-            let bytes = read_bounded(&path, SIGNATURE_FILE_MAX);
+            let bytes = crate::source::read_regular(&path, SIGNATURE_FILE_MAX);
             SignatureFile { path, bytes }
         })
         .collect();
@@ -455,16 +461,6 @@ fn check_signatures(file: &PluginFile, policy: &Policy, findings: &mut Findings<
     assessment.files
 }
 
-/// The file's bytes, or an error when it cannot be read or is over `limit`.
-fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(std::io::Error::other(format!("it is over {limit} bytes")));
-    }
-    Ok(bytes)
-}
 
 /// Cranelift's limit on the targets of one `br_table` (wasmtime 48: "exceeds the
 /// implementation limit of 65520").

@@ -43,11 +43,11 @@ Exit status:
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let raw = std::fs::read(&self.plugin).with_context(|| format!("cannot read {}", self.plugin.display()))?;
+        let raw = stockade::source::read_regular(&self.plugin, 1 << 30).with_context(|| format!("cannot read {}", self.plugin.display()))?;
         // A text module is encoded first: what is signed and shipped is the binary.
         let source = stockade::source::PluginFile::new(&self.plugin, raw);
         let module = source.binary().map_err(|e| anyhow::anyhow!("{}: {e}", self.plugin.display()))?;
-        let text = std::fs::read_to_string(&self.manifest).with_context(|| format!("cannot read the manifest {}", self.manifest.display()))?;
+        let text = stockade::source::read_regular_text(&self.manifest, stockade::source::MAX_DOCUMENT_BYTES).with_context(|| format!("cannot read the manifest {}", self.manifest.display()))?;
         let origin = Origin::File(self.manifest.display().to_string());
         Manifest::from_toml(&text, origin.clone())?;
         // The TOML document as JSON, key for key, then read back as the section will be.

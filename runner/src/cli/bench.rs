@@ -96,7 +96,7 @@ impl Opts {
             policy: &policy,
             load: LoadOptions { manifest: self.load.manifest.clone(), ..LoadOptions::default() },
             function: &self.target.call,
-            input: self.target.input()?,
+            input: self.target.input(policy.limits.input.get())?,
             iterations: self.iterations,
             compiler: self.compiler,
         };
@@ -107,14 +107,14 @@ impl Opts {
         }
         let budget = match &self.budget {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the budget {}", path.display()))?;
+                let text = stockade::source::read_regular_text(path, stockade::source::MAX_DOCUMENT_BYTES).with_context(|| format!("cannot read the budget {}", path.display()))?;
                 Some(Budget::from_toml(&text).with_context(|| format!("the budget {}", path.display()))?)
             }
             None => None,
         };
         let baseline: Option<BenchReport> = match &self.baseline {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the baseline {}", path.display()))?;
+                let text = stockade::source::read_regular_text(path, stockade::source::MAX_DOCUMENT_BYTES).with_context(|| format!("cannot read the baseline {}", path.display()))?;
                 Some(stockade::document::from_json(&text, stockade::document::Origin::File(path.display().to_string()))?)
             }
             None => None,

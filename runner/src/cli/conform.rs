@@ -194,7 +194,7 @@ impl Opts {
 fn merge(paths: &[PathBuf]) -> anyhow::Result<Result<Conformance, conform::MergeError>> {
     let mut parts = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = stockade::source::read_regular_text(path, stockade::source::MAX_DOCUMENT_BYTES).with_context(|| format!("cannot read {}", path.display()))?;
         let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         let part: Conformance = stockade::document::from_json(&text, stockade::document::Origin::File(path.display().to_string()))?;
         if part.schema != conform::CONFORMANCE_SCHEMA {

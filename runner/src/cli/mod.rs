@@ -186,14 +186,23 @@ pub struct CallArgs {
 }
 
 impl CallArgs {
-    /// The call's input: the bytes `--input` names and the `--arg` values.
-    pub fn input(&self) -> anyhow::Result<stockade::sandbox::Input> {
-        let bytes = if self.input == "-" {
+    /// The call's input: the bytes `--input` names and the `--arg` values. At most `limit` + 1
+    /// bytes are read (the policy's `input` limit: one byte more makes the call
+    /// `input-too-large`), from stdin or from a regular file (a FIFO or a device is refused,
+    /// not read without end).
+    pub fn input(&self, limit: u64) -> anyhow::Result<stockade::sandbox::Input> {
+        // Read past the limit by a byte at most: the call then says `input-too-large`.
+        let at_most = |reader: Box<dyn std::io::Read>, what: &str| -> anyhow::Result<Vec<u8>> {
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("cannot read the input from stdin")?;
-            bytes
+            std::io::Read::read_to_end(&mut std::io::Read::take(reader, limit.saturating_add(1)), &mut bytes)
+                .with_context(|| format!("cannot read the input from {what}"))?;
+            Ok(bytes)
+        };
+        let bytes = if self.input == "-" {
+            at_most(Box::new(std::io::stdin()), "stdin")?
         } else if let Some(path) = self.input.strip_prefix('@') {
-            std::fs::read(path).with_context(|| format!("cannot read input file {path}"))?
+            let file = stockade::source::open_regular(Path::new(path)).with_context(|| format!("cannot read input file {path}"))?;
+            at_most(Box::new(file), &format!("input file {path}"))?
         } else {
             self.input.as_bytes().to_vec()
         };

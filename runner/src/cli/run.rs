@@ -71,7 +71,7 @@ impl Opts {
             return self.report(&timed_out.outcome(), &timed_out.limits);
         }
         let policy = self.load.policy.load()?;
-        let input = self.target.input()?;
+        let input = self.target.input(policy.limits.input.get())?;
         let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options())?;
         let file = super::read_plugin(&self.target.plugin, &policy)?;
         let options = LoadOptions { manifest: self.load.manifest.clone(), config: self.config.iter().cloned().collect(), ..LoadOptions::default() };

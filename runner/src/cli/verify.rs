@@ -73,10 +73,19 @@ Exit status:
      one required (the reason says which check failed)
   2  the tool could not do its job (unreadable file, key or trusted root; bad arguments)";
 
+/// The largest file `verify` reads: the largest `module-size` a policy may set.
+const MAX_SIGNED_FILE_BYTES: u64 = 1 << 30;
+
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let read = |path: &Path, what: &str| std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()));
-        let artifact = read(&self.file, "file")?;
+        // Every file is read without blocking (a FIFO or a device is refused) and within a
+        // bound: the signed file within the largest module a policy may allow, the rest within
+        // a document's.
+        let read_within = |path: &Path, what: &str, max: u64| {
+            stockade::source::read_regular(path, max).with_context(|| format!("cannot read the {what} {}", path.display()))
+        };
+        let read = |path: &Path, what: &str| read_within(path, what, stockade::source::MAX_DOCUMENT_BYTES);
+        let artifact = read_within(&self.file, "file", MAX_SIGNED_FILE_BYTES)?;
         let key = match &self.key {
             Some(path) => {
                 let text = String::from_utf8(read(path, "key")?).map_err(|_| anyhow::anyhow!("the key {} is not PEM text", path.display()))?;
@@ -106,7 +115,7 @@ impl Opts {
                     None => Trust::public_good(),
                 };
                 let bundle_path = self.bundle.clone().unwrap_or_else(|| stockade::atomic::with_suffix(&self.file, ".sigstore.json"));
-                match std::fs::read(&bundle_path) {
+                match stockade::source::read_regular(&bundle_path, stockade::source::MAX_DOCUMENT_BYTES) {
                     Ok(bytes) => match String::from_utf8(bytes) {
                         Ok(json) => signature::verify_bundle(&artifact, &json, &expect, trust),
                         Err(_) => Err(Refusal::Malformed("the bundle is not UTF-8 JSON".into())),

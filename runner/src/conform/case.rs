@@ -214,7 +214,7 @@ impl Case {
     /// fresh directory for this run of the case; each is used only when the case mentions it).
     pub fn read(found: &CaseDir, base_policy: &Policy, http: &str, scratch: &str) -> Result<Case, CaseError> {
         let path = found.dir.join(CASE_FILE);
-        let raw = std::fs::read_to_string(&path)
+        let raw = crate::source::read_regular_text(&path, crate::source::MAX_DOCUMENT_BYTES)
             .map_err(|source| CaseError::Read { path: path.display().to_string(), source })?;
         let dir = std::path::absolute(&found.dir).unwrap_or_else(|_| found.dir.clone());
         let uses_http = raw.contains("{http}") || raw.contains("{http_port}");

@@ -55,7 +55,7 @@ pub struct Xfail {
 
 impl Xfails {
     pub fn read(path: &Path) -> Result<Xfails, CaseError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::source::read_regular_text(path, crate::source::MAX_DOCUMENT_BYTES)
             .map_err(|source| CaseError::Read { path: path.display().to_string(), source })?;
         Ok(crate::document::from_toml(&text, crate::document::Origin::File(path.display().to_string()))?)
     }
@@ -221,7 +221,7 @@ fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
         // A symlink is hashed as its target path, not followed: cases plant links that point out.
         let content = match std::fs::read_link(&file) {
             Ok(target) => target.to_string_lossy().into_owned().into_bytes(),
-            Err(_) => std::fs::read(&file).map_err(|source| CaseError::Read { path: file.display().to_string(), source })?,
+            Err(_) => crate::source::read_regular(&file, 1 << 30).map_err(|source| CaseError::Read { path: file.display().to_string(), source })?,
         };
         hasher.update(format!("{relative}\0{}\n", hex::encode(Sha256::digest(&content))).as_bytes());
     }

@@ -45,9 +45,19 @@ pub fn vet_all(paths: &[PathBuf], options: &VetOptions<'_>) -> Result<VettedSet,
     let mut candidates = Vec::new();
     let mut refused = Vec::new();
     for path in paths {
-        let file = PluginFile::read_to_report(path, options.policy.limits.module_size.get())?;
-        let vetting = vet::vet(&file, options)?;
         let origin = path.display().to_string();
+        // A file of the set that cannot be read as a plugin (a FIFO, a device, a link loop, no
+        // permission) is refused on its own; the rest of the set is planned.
+        let vetted = PluginFile::read_to_report(path, options.policy.limits.module_size.get()).and_then(|file| Ok((vet::vet(&file, options)?, file)));
+        let (vetting, file) = match vetted {
+            Ok(vetted) => vetted,
+            Err(error) => {
+                let name = fallback_name(path);
+                let message = format!("`{}` ({}) cannot be read as a plugin: {}", crate::report::escape::line(&name), crate::report::escape::line(&origin), crate::report::escape::line(&error.source.to_string()));
+                refused.push(Refused { name: name.clone(), problem: Problem { code: crate::code::Code::PluginUnreadable, message, plugins: vec![name] } });
+                continue;
+            }
+        };
         let name = vetting.manifest.manifest().map(|m| m.name.clone()).unwrap_or_else(|| fallback_name(path));
         if let Some(problem) = refusal(&name, &origin, &vetting) {
             refused.push(Refused { name, problem });

@@ -79,7 +79,7 @@ impl ExtismMapping {
     /// names the key.
     pub fn read(path: &Path) -> Result<ExtismMapping, DocumentError> {
         let origin = Origin::File(path.display().to_string());
-        let text = std::fs::read_to_string(path).map_err(|e| DocumentError::new(origin.clone(), format!("cannot read it: {e}")))?;
+        let text = crate::source::read_regular_text(path, crate::source::MAX_DOCUMENT_BYTES).map_err(|e| DocumentError::new(origin.clone(), format!("cannot read it: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         ExtismMapping::from_json(&text, origin, base)
     }
@@ -100,7 +100,7 @@ impl ExtismMapping {
         let module = base.join(relative);
         if let Some(expected) = &wasm.hash {
             use sha2::Digest;
-            let bytes = std::fs::read(&module).map_err(|e| fail("wasm[0].path", format!("cannot read {}: {e}", module.display())))?;
+            let bytes = crate::source::read_regular(&module, 1 << 30).map_err(|e| fail("wasm[0].path", format!("cannot read {}: {e}", module.display())))?;
             let actual = hex::encode(sha2::Sha256::digest(&bytes));
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(fail("wasm[0].hash", format!("{} has SHA-256 {actual}, not {expected}", module.display())));

@@ -163,12 +163,25 @@ fn exclusive_claims(p: &mut Planner<'_>) {
 }
 
 /// Refuses every plugin whose dependency is missing, refused or of another version, until
-/// nothing changes (a refusal can leave another plugin's dependency missing).
+/// nothing changes (a refusal can leave another plugin's dependency missing). In waves: the
+/// plugins still in, then those that depend on a plugin the last wave refused, each wave in
+/// name order; a plugin is checked again only when one of its dependencies was refused, so the
+/// whole is linear in plugins and dependencies.
 fn dependencies(p: &mut Planner<'_>) {
-    loop {
+    let mut dependents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in p.live() {
+        for dep in p.by_name[name].manifest.dependencies.keys() {
+            dependents.entry(dep.clone()).or_default().push(name.to_string());
+        }
+    }
+    let mut wave: BTreeSet<String> = p.live().into_iter().map(str::to_string).collect();
+    while !wave.is_empty() {
         let mut refusals = Vec::new();
-        for name in p.live() {
-            let c = p.by_name[name];
+        for name in &wave {
+            if p.out.contains(name) {
+                continue;
+            }
+            let c = p.by_name[name.as_str()];
             for (dep, req) in &c.manifest.dependencies {
                 let problem = match p.by_name.get(dep.as_str()) {
                     _ if p.out.contains(dep) => Some((Code::DependencyMissing, format!("`{name}` needs `{dep}` {req}, which is not loaded (see its problem)"))),
@@ -180,15 +193,14 @@ fn dependencies(p: &mut Planner<'_>) {
                     Some(_) => None,
                 };
                 if let Some((code, message)) = problem {
-                    refusals.push((name.to_string(), code, message, vec![name.to_string(), dep.clone()]));
+                    refusals.push((name.clone(), code, message, vec![name.clone(), dep.clone()]));
                     break;
                 }
             }
         }
-        if refusals.is_empty() {
-            return;
-        }
+        wave = BTreeSet::new();
         for (name, code, message, plugins) in refusals {
+            wave.extend(dependents.get(&name).into_iter().flatten().filter(|d| !p.out.contains(*d)).cloned());
             p.refuse(&name, code, message, plugins);
         }
     }
@@ -239,48 +251,82 @@ fn order(p: &Planner<'_>) -> Result<Vec<String>, Vec<Vec<String>>> {
 }
 
 /// One cycle through each strongly connected component (of two or more nodes, or a node with an
-/// edge to itself) among `left`, as a path that returns to its start.
+/// edge to itself) among `left`, as a path that returns to its start: the component's first
+/// node, by the shortest way back. The components come from Tarjan's algorithm, without
+/// recursion (a chain of 10,000 plugins is as deep), so the whole is linear in nodes and edges.
 fn cycles(edges: &[BTreeSet<usize>], left: &BTreeSet<usize>) -> Vec<Vec<usize>> {
-    let mut found = Vec::new();
-    let mut covered: BTreeSet<usize> = BTreeSet::new();
-    for &start in left {
-        if covered.contains(&start) {
+    const UNSEEN: usize = usize::MAX;
+    let n = edges.len();
+    let in_left: Vec<bool> = (0..n).map(|i| left.contains(&i)).collect();
+    let successors: Vec<Vec<usize>> = edges.iter().map(|targets| targets.iter().copied().filter(|&t| in_left[t]).collect()).collect();
+    let (mut index, mut low, mut on_stack) = (vec![UNSEEN; n], vec![0usize; n], vec![false; n]);
+    let mut component_of = vec![UNSEEN; n];
+    let mut components: Vec<Vec<usize>> = Vec::new();
+    let mut stack = Vec::new();
+    let mut next = 0;
+    for &root in left {
+        if index[root] != UNSEEN {
             continue;
         }
-        // Nodes that can reach `start` and that `start` reaches: its component.
-        let reach = |from: usize, forward: bool| {
-            let mut seen = BTreeSet::from([from]);
-            let mut stack = vec![from];
-            while let Some(n) = stack.pop() {
-                let next: Vec<usize> = if forward {
-                    edges[n].iter().copied().filter(|t| left.contains(t)).collect()
-                } else {
-                    (0..edges.len()).filter(|&m| left.contains(&m) && edges[m].contains(&n)).collect()
-                };
-                for t in next {
-                    if seen.insert(t) {
-                        stack.push(t);
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        let mut calls = vec![(root, 0usize)];
+        while let Some(&mut (v, ref mut position)) = calls.last_mut() {
+            if let Some(&w) = successors[v].get(*position) {
+                *position += 1;
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(u, _)) = calls.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut component = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component_of[w] = components.len();
+                    component.push(w);
+                    if w == v {
+                        break;
                     }
                 }
+                components.push(component);
             }
-            seen
-        };
-        let component: BTreeSet<usize> = reach(start, true).intersection(&reach(start, false)).copied().collect();
-        if component.len() == 1 && !edges[start].contains(&start) {
-            continue;
         }
-        covered.extend(&component);
-        // A shortest way back to `start` inside the component (breadth first).
+    }
+    let mut starts: Vec<(usize, usize)> = components
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.len() > 1 || edges[c[0]].contains(&c[0]))
+        .map(|(id, c)| (*c.iter().min().expect("a component has a node"), id))
+        .collect();
+    starts.sort_unstable();
+    let mut found = Vec::new();
+    for (start, id) in starts {
+        // A shortest way back to `start` inside its component (breadth first).
         let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
         let mut queue = std::collections::VecDeque::from([start]);
         let mut end = None;
         'search: while let Some(n) = queue.pop_front() {
-            for &t in &edges[n] {
+            for &t in &successors[n] {
                 if t == start {
                     end = Some(n);
                     break 'search;
                 }
-                if component.contains(&t) && !parent.contains_key(&t) {
+                if component_of[t] == id && !parent.contains_key(&t) {
                     parent.insert(t, n);
                     queue.push_back(t);
                 }
@@ -333,6 +379,35 @@ mod tests {
         // `before`/`after` naming an absent plugin are orderings, not requirements.
         let plan = super::plan(&[c("a", "1.0.0", "before = [\"ghost\"]\nafter = [\"spirit\"]\n")], &[]);
         assert_eq!((plan.order, plan.problems), (vec!["a".to_string()], vec![]));
+    }
+
+    /// Ten thousand plugins: a chain of dependencies as deep as the set (no recursion to run
+    /// out of stack), a circle of a thousand, and a chain of missing dependencies refused wave by
+    /// wave. Linear work (Tarjan's components, dependents checked again only when one of their
+    /// dependencies is refused); before, the search for cycles was cubic (1,202 plugins took
+    /// 22 s to plan).
+    #[test]
+    fn ten_thousand_plugins_in_chains_and_circles_are_planned() {
+        let mut set = Vec::new();
+        for i in 0..6000 {
+            let rest = if i == 0 { String::new() } else { format!("[dependencies]\nchain-{:05} = \"*\"\n", i - 1) };
+            set.push(c(&format!("chain-{i:05}"), "1.0.0", &rest));
+        }
+        for i in 0..1000 {
+            set.push(c(&format!("circle-{i:04}"), "1.0.0", &format!("after = [\"circle-{:04}\"]\n", (i + 1) % 1000)));
+        }
+        for i in 0..3000 {
+            set.push(c(&format!("orphan-{i:04}"), "1.0.0", &format!("[dependencies]\norphan-{:04} = \"*\"\n", i + 1)));
+        }
+        let plan = plan(&set, &[]);
+        assert_eq!(plan.order.len(), 6000, "the whole chain loads");
+        assert_eq!(plan.order.first().map(String::as_str), Some("chain-00000"));
+        assert_eq!(plan.order.last().map(String::as_str), Some("chain-05999"));
+        let count = |code| plan.problems.iter().filter(|p| p.code == code).count();
+        assert_eq!(count(Code::DependencyCycle), 1);
+        assert_eq!(count(Code::DependencyMissing), 3000, "each orphan, the last missing its dependency and the rest theirs");
+        let cycle = plan.problems.iter().find(|p| p.code == Code::DependencyCycle).unwrap();
+        assert_eq!(cycle.plugins.len(), 1000, "the whole circle");
     }
 
     #[test]

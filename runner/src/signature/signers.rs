@@ -105,7 +105,7 @@ fn resolve_text(value: &mut String, inline_start: &str, base: Option<&Path>, fie
         Some(base) if Path::new(value.as_str()).is_relative() => base.join(value.as_str()),
         _ => PathBuf::from(value.as_str()),
     };
-    *value = std::fs::read_to_string(&path).map_err(|e| (field.to_string(), format!("cannot read the {what} {}: {e}", path.display())))?;
+    *value = crate::source::read_regular_text(&path, crate::source::MAX_DOCUMENT_BYTES).map_err(|e| (field.to_string(), format!("cannot read the {what} {}: {e}", path.display())))?;
     Ok(())
 }
 
