@@ -79,22 +79,39 @@ fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), HostFault> {
 /// The kernel's `http_request`: the request's JSON and body from Extism blocks, the response
 /// body back as a block; status and headers kept for `http_status_code` and `http_headers`.
 pub fn request(kernel: &mut Kernel, request: u64, body: u64) -> Result<u64, HostFault> {
-    let text = kernel.block_text(request)?;
-    let request: HttpRequest = serde_json::from_str(&text)
+    // What the host holds for the request while it runs: the parsed request (its URL and
+    // headers: at most its JSON's length, plus a header's bookkeeping each, charged from the
+    // JSON's length twice over) and one copy of the body, which the HTTP client then owns.
+    // Charged before either is made; released when the request is over.
+    let request_bytes = kernel.memory.block(request)?.len() as u64;
+    let body_bytes = match body {
+        0 => 0,
+        handle => kernel.memory.block(handle)?.len() as u64,
+    };
+    let held = request_bytes.saturating_mul(2).saturating_add(body_bytes);
+    kernel.budget.charge(held, "an HTTP request")?;
+    let sent = send_from_blocks(kernel, request, body);
+    kernel.budget.release(held);
+    let response = sent?;
+    kernel.http_status = i32::from(response.status);
+    let headers = serde_json::to_string(&response.headers).expect("headers serialise");
+    kernel.set_http_headers((response.status != 0).then_some(headers))?;
+    kernel.alloc_bytes(&response.body)
+}
+
+/// The request in the kernel's blocks, parsed where it lies and sent with one copy of its body.
+fn send_from_blocks(kernel: &Kernel, request: u64, body: u64) -> Result<HttpResponse, HostFault> {
+    let request: HttpRequest = serde_json::from_slice(kernel.memory.block(request)?)
         .map_err(|e| HostFault::BadCall(format!("the HTTP request is not valid JSON: {e}")))?;
     let body = match body {
         0 => None,
         handle => Some(kernel.memory.block(handle)?.to_vec()),
     };
     let time_left = kernel.deadline.saturating_duration_since(std::time::Instant::now());
-    // The body is held in host memory until it is copied into a block: it may take no more
-    // than the output limit, nor than the budget leaves for that copy.
+    // The response body is held in host memory until it is copied into a block: it may take no
+    // more than the output limit, nor than the budget leaves for that copy.
     let max_body = kernel.output_cap.min(kernel.budget.available() / 2);
-    let response = send(&request, body.as_deref(), &kernel.http_allowlist, kernel.http_private, time_left, max_body)?;
-    kernel.http_status = i32::from(response.status);
-    let headers = serde_json::to_string(&response.headers).expect("headers serialise");
-    kernel.set_http_headers((response.status != 0).then_some(headers))?;
-    kernel.alloc_bytes(&response.body)
+    send(&request, body, &kernel.http_allowlist, kernel.http_private, time_left, max_body)
 }
 
 /// Makes the request. `Err` for what the plugin did wrong or was not allowed, and for the
@@ -102,7 +119,7 @@ pub fn request(kernel: &mut Kernel, request: u64, body: u64) -> Result<u64, Host
 /// be blamed for it.
 pub fn send(
     request: &HttpRequest,
-    body: Option<&[u8]>,
+    body: Option<Vec<u8>>,
     allowlist: &[String],
     allow_private: bool,
     time_left: Duration,
@@ -119,7 +136,7 @@ pub fn send(
         builder = builder.header(name, value);
     }
     let http_request = builder
-        .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+        .body(body.unwrap_or_default())
         .map_err(|e| HostFault::BadCall(format!("invalid request: {e}")))?;
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(time_left))

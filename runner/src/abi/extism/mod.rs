@@ -241,13 +241,48 @@ impl Kernel {
         self.config.get(key).map(String::as_str)
     }
 
-    pub fn var(&self, key: &str) -> Option<Vec<u8>> {
-        self.vars.get(key)
+    /// The host-given configuration (shared, not copied).
+    pub fn config_map(&self) -> Arc<BTreeMap<String, String>> {
+        self.config.clone()
     }
 
-    /// Sets (or with `None` removes) a var.
-    pub fn set_var(&self, key: String, value: Option<Vec<u8>>) -> Result<(), HostFault> {
-        self.vars.set(key, value, &self.budget)
+    /// A whole block as UTF-8, where it lies; `None` when it is not UTF-8.
+    pub fn block_str(&self, handle: u64) -> Result<Option<&str>, HostFault> {
+        Ok(std::str::from_utf8(self.memory.block(handle)?).ok())
+    }
+
+    /// `var_get`: the var the key block names, copied into a new block (charged as a block),
+    /// straight from where the var is kept.
+    pub fn var_to_block(&mut self, key: u64) -> Result<u64, HostFault> {
+        // The value is copied out (at most the vars limit, which vars are charged within) rather
+        // than the key, whose length the plugin chooses.
+        let key = self.memory.block(key)?;
+        // A key longer than the vars limit names no var: it is not rendered (lossily, up to
+        // three times its length) to find that out.
+        if key.len() as u64 > self.vars.cap {
+            return Ok(0);
+        }
+        let key = String::from_utf8_lossy(key);
+        let value = self.vars.with(&key, |value| value.map(<[u8]>::to_vec));
+        value.map_or(Ok(0), |value| self.alloc_bytes(&value))
+    }
+
+    /// `var_set`: the key and value blocks (a value handle of 0 removes the var). Checked against
+    /// the vars limit and the memory budget before anything is copied; a key that is not UTF-8
+    /// is a bad call.
+    pub fn set_var_from_blocks(&self, key: u64, value: u64) -> Result<(), HostFault> {
+        let key = self.memory.block(key)?;
+        let value = match value {
+            0 => None,
+            handle => Some(self.memory.block(handle)?),
+        };
+        // A key that is not UTF-8 is kept as its lossy rendering, which is at least as long as
+        // the bytes: a var that could not fit even so is refused before that copy is made.
+        if let Some(value) = value {
+            self.vars.fits(key.len() as u64 + value.len() as u64 + VAR_ENTRY_COST)?;
+        }
+        let key = String::from_utf8_lossy(key);
+        self.vars.set(&key, value, &self.budget)
     }
 }
 
@@ -294,24 +329,49 @@ impl Vars {
         self.lock().get(key).cloned()
     }
 
+    /// Refuses a var of `cost` bytes that could not fit under the limit even if it replaced one.
+    fn fits(&self, cost: u64) -> Result<(), HostFault> {
+        if cost > self.cap {
+            return Err(HostFault::MemoryLimit(format!("a var of {cost} bytes; the limit is {}", self.cap)));
+        }
+        Ok(())
+    }
+
+    /// `f` of the var's value where it is kept (no copy of it is made here).
+    pub fn with<R>(&self, key: &str, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        f(self.lock().get(key).map(Vec::as_slice))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
         // A panic elsewhere while holding the lock leaves a map that is still consistent.
         self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn set(&self, key: String, value: Option<Vec<u8>>, budget: &MemoryBudget) -> Result<(), HostFault> {
+    /// Sets (or with `None` removes) a var. The key and value are borrowed: they are copied only
+    /// once the vars limit and the memory budget have taken their cost.
+    fn set(&self, key: &str, value: Option<&[u8]>, budget: &MemoryBudget) -> Result<(), HostFault> {
         let mut map = self.lock();
-        let old = map.get(&key).map_or(0, |v| Vars::cost(&key, v));
-        let new = value.as_ref().map_or(0, |v| Vars::cost(&key, v));
+        let old = map.get(key).map_or(0, |v| Vars::cost(key, v));
+        let new = value.map_or(0, |v| Vars::cost(key, v));
         let total = self.bytes.load(Relaxed).saturating_sub(old).saturating_add(new);
         if new > old && total > self.cap {
             return Err(HostFault::MemoryLimit(format!("vars would hold {total} bytes; the limit is {}", self.cap)));
         }
         budget.resize_shared(old, new, "vars")?;
         match value {
-            Some(value) => map.insert(key, value),
-            None => map.remove(&key),
-        };
+            Some(value) => {
+                if let Some(kept) = map.get_mut(key) {
+                    kept.clear();
+                    kept.extend_from_slice(value);
+                    kept.shrink_to_fit();
+                } else {
+                    map.insert(key.to_owned(), value.to_vec());
+                }
+            }
+            None => {
+                map.remove(key);
+            }
+        }
         Ok(())
     }
 }
