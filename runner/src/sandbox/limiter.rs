@@ -1,5 +1,6 @@
-//! The store's resource limiter: linear memory growth draws on the plugin's one memory budget
-//! (which the host-side state draws on too), and table elements are capped in sum.
+//! The store's resource limiter: linear memory and tables draw on the plugin's one memory
+//! budget (which the host-side state draws on too), tables at their real bytes per element;
+//! table elements are also capped in sum.
 
 use crate::budget::MemoryBudget;
 use crate::policy::Limits;
@@ -14,6 +15,8 @@ pub(crate) struct Limiter {
     linear_bytes: u64,
     /// The last growth charged, taken back if the engine then refuses it.
     last_growth: u64,
+    /// The last table growth charged (bytes), likewise.
+    last_table_growth: u64,
     /// Fuel the call started with, when fuel is metered.
     pub fuel_given: Option<u64>,
 }
@@ -28,6 +31,7 @@ impl Limiter {
             table_elements: 0,
             linear_bytes: 0,
             last_growth: 0,
+            last_table_growth: 0,
             fuel_given: limits.fuel,
         }
     }
@@ -54,15 +58,28 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let total = (self.table_elements + desired as u64).saturating_sub(current as u64);
+        let more = (desired as u64).saturating_sub(current as u64);
+        let total = self.table_elements.saturating_add(more);
         if total > self.table_cap {
             return Err(wasmtime::Error::new(TableLimit(format!(
                 "growing tables to {total} elements in all; the limit is {}",
                 self.table_cap
             ))));
         }
+        // What the elements take in host memory, whatever the element count allows: ten
+        // million of them are 80 MB.
+        let bytes = more.saturating_mul(TABLE_ELEMENT_BYTES);
+        self.budget.charge(bytes, "growing a table").map_err(wasmtime::Error::new)?;
         self.table_elements = total;
+        self.last_table_growth = bytes;
         Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.budget.release(self.last_table_growth);
+        self.table_elements = self.table_elements.saturating_sub(self.last_table_growth / TABLE_ELEMENT_BYTES);
+        self.last_table_growth = 0;
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -74,10 +91,15 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// A store's memories go with it: what they were charged goes back to the plugin's budget.
+/// Host bytes per table element: a function or external reference is a pointer (wasmtime 48,
+/// 64-bit hosts).
+const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// A store's memories and tables go with it: what they were charged goes back to the plugin's
+/// budget.
 impl Drop for Limiter {
     fn drop(&mut self) {
-        self.budget.release(self.linear_bytes);
+        self.budget.release(self.linear_bytes.saturating_add(self.table_elements.saturating_mul(TABLE_ELEMENT_BYTES)));
     }
 }
 
