@@ -149,10 +149,13 @@ struct Findings<'a> {
 impl Findings<'_> {
     fn add(&mut self, code: Code, message: impl Into<String>) -> Option<&mut Finding> {
         let severity = self.policy.severity_of(code)?;
+        let message = message.into();
         self.list.push(Finding {
             code,
             severity,
-            message: message.into(),
+            // Messages quote what the plugin chose (names, manifest values): each is bounded, so
+            // that a report is O(findings) whatever the module holds.
+            message: crate::report::cut(&message, MAX_MESSAGE_CHARS, message.len() as u64),
             offset: None,
             import: None,
             capability: None,
@@ -174,11 +177,13 @@ impl Finding {
         self
     }
     fn about_capability(&mut self, capability: impl ToString) -> &mut Finding {
-        self.capability = Some(capability.to_string());
+        let capability = capability.to_string();
+        self.capability = Some(crate::report::cut(&capability, crate::analyze::MAX_LISTED_NAME_CHARS, capability.len() as u64));
         self
     }
     fn help(&mut self, help: impl Into<String>) -> &mut Finding {
-        self.help = Some(help.into());
+        let help = help.into();
+        self.help = Some(crate::report::cut(&help, MAX_MESSAGE_CHARS, help.len() as u64));
         self
     }
     fn in_document(&mut self, origin: &Origin, line: Option<usize>, column: Option<usize>) -> &mut Finding {
@@ -474,6 +479,9 @@ fn check_signatures(file: &PluginFile, policy: &Policy, findings: &mut Findings<
     assessment.files
 }
 
+
+/// The longest message (or help) a finding keeps.
+pub const MAX_MESSAGE_CHARS: usize = 4096;
 
 /// The largest WebAssembly text module read. Parsing takes up to about 24 times the text (8 MB
 /// of `nop`s: 195 MB of RSS): 2 MiB stays within 64 MiB of parser memory, the overhead a run's

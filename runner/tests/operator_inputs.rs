@@ -132,3 +132,39 @@ fn plan_refuses_what_is_not_a_plugin_file_and_plans_the_rest() {
     let codes: Vec<&str> = json["problems"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["plugin-unreadable", "plugin-unreadable"], "{json}");
 }
+
+/// What a command prints is bounded whatever the module holds: 190 imports whose names are
+/// each 100 KB of control characters (escaped, four times that) once made
+/// `vet` print 228 MB. Every format prints each name cut, with its length.
+#[test]
+fn what_vet_and_inspect_print_of_huge_names_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "\u{1}".repeat(100_000);
+    let mut module = wasm_encoder::Module::new();
+    let mut types = wasm_encoder::TypeSection::new();
+    types.ty().function([], []);
+    module.section(&types);
+    let mut imports = wasm_encoder::ImportSection::new();
+    for i in 0..190 {
+        imports.import(&format!("m{i}"), &name, wasm_encoder::EntityType::Function(0));
+    }
+    module.section(&imports);
+    let path = dir.path().join("names.wasm");
+    std::fs::write(&path, module.finish()).unwrap();
+    let path = path.to_str().unwrap();
+    for args in [
+        vec!["vet", path],
+        vec!["vet", "--format", "json", path],
+        vec!["vet", "--format", "sarif", path],
+        vec!["inspect", path],
+        vec!["inspect", "--format", "json", path],
+    ] {
+        let out = run(&args, Stdio::null());
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{args:?}: {}", stderr(&out));
+        // 190 findings, each quoting a name cut to 1024 characters (escaped, at most 4 bytes
+        // each) in its message and its fields: a few megabytes at most, not hundreds.
+        let printed = out.stdout.len() + out.stderr.len();
+        assert!(printed < 8 << 20, "{args:?} printed {printed} bytes");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("(100000 bytes)"), "{args:?}: the cut says how long the name was");
+    }
+}

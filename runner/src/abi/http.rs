@@ -37,14 +37,16 @@ pub struct HttpResponse {
 
 /// The `host[:port]` the URL addresses, if the allowlist lets the plugin reach it.
 pub fn check_url(url: &str, allowlist: &[String]) -> Result<ureq::http::Uri, HostFault> {
-    let uri: ureq::http::Uri = url.parse().map_err(|e| HostFault::Denied(format!("`{url}` is not an http(s) URL: {e}")))?;
+    // What the refusals quote of the URL: its length is the plugin's to choose.
+    let shown = crate::report::cut(url, 256, url.len() as u64);
+    let uri: ureq::http::Uri = url.parse().map_err(|e| HostFault::Denied(format!("`{shown}` is not an http(s) URL: {e}")))?;
     let scheme = uri.scheme_str().unwrap_or("");
     if scheme != "http" && scheme != "https" {
-        return Err(HostFault::Denied(format!("`{url}`: only http and https are allowed")));
+        return Err(HostFault::Denied(format!("`{shown}`: only http and https are allowed")));
     }
-    let authority = uri.authority().ok_or_else(|| HostFault::Denied(format!("`{url}` has no host")))?;
+    let authority = uri.authority().ok_or_else(|| HostFault::Denied(format!("`{shown}` has no host")))?;
     if authority.as_str().contains('@') {
-        return Err(HostFault::Denied(format!("`{url}`: credentials in the URL are not allowed")));
+        return Err(HostFault::Denied(format!("`{shown}`: credentials in the URL are not allowed")));
     }
     let default_port = if scheme == "https" { 443 } else { 80 };
     let host = authority.host();
@@ -53,6 +55,7 @@ pub fn check_url(url: &str, allowlist: &[String]) -> Result<ureq::http::Uri, Hos
         _ => host.to_string(),
     };
     if !allowlist.iter().any(|pattern| host_pattern_matches(pattern, &target)) {
+        let target = crate::report::cut(&target, 256, target.len() as u64);
         return Err(HostFault::Denied(format!("`{target}` is not an allowed HTTP host")));
     }
     Ok(uri)
@@ -70,6 +73,7 @@ fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), HostFault> {
     for name in headers.keys() {
         let lower = name.to_ascii_lowercase();
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+            let name = crate::report::cut(name, 256, name.len() as u64);
             return Err(HostFault::Denied(format!("the plugin may not set the `{name}` header")));
         }
     }

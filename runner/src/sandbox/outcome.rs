@@ -97,8 +97,19 @@ impl Outcome {
     }
 }
 
-/// Classifies what a trap or a refused host call means.
+/// The longest description of a trap or a host fault an outcome keeps: what wasmtime or a host
+/// function says can quote what the plugin chose (a URL, a key, function names in a backtrace).
+/// The plugin's own error text is bounded by the output limit instead.
+pub const MAX_FAULT_CHARS: usize = 4096;
+
+/// Classifies what a trap or a refused host call means, in at most [`MAX_FAULT_CHARS`].
 pub fn classify(error: &wasmtime::Error) -> (Code, String) {
+    let (code, message) = classify_whole(error);
+    let cut = crate::report::cut(&message, MAX_FAULT_CHARS, message.len() as u64);
+    (code, cut)
+}
+
+fn classify_whole(error: &wasmtime::Error) -> (Code, String) {
     // The chain starts with the error itself, then whatever wasmtime wrapped around it.
     for cause in error.chain() {
         if let Some(fault) = cause.downcast_ref::<HostFault>() {
