@@ -73,3 +73,20 @@ open("loader-memory/export-flood/plugin.wasm", "wb").write(
 # 30,000 function types (i32) -> ().
 T = 30000
 open("loader-memory/type-flood/plugin.wasm", "wb").write(HEADER + section(1, leb(T) + b"\x60\x01\x7f\x00" * T))
+
+# 1,000,000 immutable i32 globals (i32.const 0): past every policy's `globals` (at most 100,000).
+G = 1000000
+open("loader-memory/global-flood/plugin.wasm", "wb").write(
+    HEADER + section(6, leb(G) + b"\x7f\x00\x41\x00\x0b" * G)
+)
+
+# 100,000 passive data segments of one byte each: past the default `segments` (10,000).
+D = 100000
+open("loader-memory/data-segment-flood/plugin.wasm", "wb").write(
+    HEADER + section(12, leb(D)) + section(11, leb(D) + b"\x01\x01\x00" * D)
+)
+
+# 100,000 passive element segments of no functions (funcref, by index): likewise.
+open("loader-memory/element-segment-flood/plugin.wasm", "wb").write(
+    HEADER + section(9, leb(D) + b"\x01\x00\x00" * D)
+)

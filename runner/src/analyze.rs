@@ -306,18 +306,21 @@ enum Fault {
 
 /// How many entries the sections the validator keeps a record per entry of may announce:
 /// checked from the section's count, before the validator spends memory on them (a million
-/// imports cost it about 250 MB). A policy's `types`, `imports` and `exports` limits.
+/// imports cost it about 250 MB). A policy's `types`, `imports`, `exports`, `globals` and
+/// `segments` limits.
 #[derive(Clone, Copy, Debug)]
 pub struct SectionCaps {
     pub types: u32,
     pub imports: u32,
     pub exports: u32,
+    pub globals: u32,
+    pub segments: u32,
 }
 
 impl Default for SectionCaps {
     fn default() -> SectionCaps {
         let most = LISTED_ITEMS as u32;
-        SectionCaps { types: most, imports: most, exports: most }
+        SectionCaps { types: most, imports: most, exports: most, globals: most, segments: most }
     }
 }
 
@@ -329,6 +332,9 @@ impl SectionCaps {
             Payload::TypeSection(r) => (Code::TooManyTypes, "types", r.count(), self.types, r.range().start),
             Payload::ImportSection(r) => (Code::TooManyImports, "imports", r.count(), self.imports, r.range().start),
             Payload::ExportSection(r) => (Code::TooManyExports, "exports", r.count(), self.exports, r.range().start),
+            Payload::GlobalSection(r) => (Code::TooManyGlobals, "globals", r.count(), self.globals, r.range().start),
+            Payload::DataSection(r) => (Code::TooManySegments, "data segments", r.count(), self.segments, r.range().start),
+            Payload::ElementSection(r) => (Code::TooManySegments, "element segments", r.count(), self.segments, r.range().start),
             _ => return None,
         };
         (count > cap).then_some((code, what, count, cap, offset))

@@ -182,6 +182,18 @@ codes! {
     TooManyExports = "too-many-exports", Static, Error, overridable: false,
         "the module has more exports than the policy's `exports` limit",
         "Every export costs the loader a record; `limits.exports` caps them (at most 100,000).";
+    TooManyGlobals = "too-many-globals", Static, Error, overridable: false,
+        "the module defines more globals than the policy's `globals` limit",
+        "Every global is a record in the validator and the compiler and a slot in every \
+         instance: a module of a million globals took 721 MB to load. `limits.globals` caps them \
+         (at most 100,000); the module is refused from its global section's count, before any \
+         of it is validated.";
+    TooManySegments = "too-many-segments", Static, Error, overridable: false,
+        "the module has more data or element segments than the policy's `segments` limit",
+        "Every data and element segment is a record in the validator and the compiler, and is \
+         kept by every instance until it is dropped: 100,000 data segments took hundreds of \
+         megabytes to load and compile. `limits.segments` caps each kind (at most 100,000); the \
+         module is refused from the section's count, before any of it is validated.";
     FunctionTooComplex = "function-too-complex", Static, Error, overridable: true,
         "a function's control flow is over the policy's `function-control-flow` limit",
         "Compiling a function costs memory in proportion to its control flow (blocks, ifs, \

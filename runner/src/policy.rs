@@ -109,6 +109,13 @@ pub struct Limits {
     /// Exports a module may have (at most `analyze::LISTED_ITEMS`).
     #[serde(deserialize_with = "units::int_in::<_, u32, 0, 100_000>")]
     pub exports: u32,
+    /// Globals a module may define (each is a slot in every instance and a record in the
+    /// validator and the compiler: a million took 721 MB to load).
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 100_000>")]
+    pub globals: u32,
+    /// Data segments, and element segments, a module may have (each counted on its own).
+    #[serde(deserialize_with = "units::int_in::<_, u32, 0, 100_000>")]
+    pub segments: u32,
     /// Bytes of one function body.
     #[serde(deserialize_with = "units::bytes_in::<_, 1, { 128 * MIB }>")]
     pub function_size: Bytes,
@@ -220,6 +227,8 @@ impl Default for Limits {
             types: 20_000,
             imports: 10_000,
             exports: 10_000,
+            globals: 100_000,
+            segments: 10_000,
             function_size: Bytes::mib(1),
             locals: 50_000,
             function_control_flow: 8_000,

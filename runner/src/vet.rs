@@ -297,7 +297,8 @@ fn decode(
     memo: Option<&dyn ValidationMemo>,
     findings: &mut Findings<'_>,
 ) -> Option<Analysis> {
-    let caps = analyze::SectionCaps { types: policy.limits.types, imports: policy.limits.imports, exports: policy.limits.exports };
+    let limits = &policy.limits;
+    let caps = analyze::SectionCaps { types: limits.types, imports: limits.imports, exports: limits.exports, globals: limits.globals, segments: limits.segments };
     let features = policy.features.wasm_features();
     let recalled = memo.and_then(|memo| memo.recall(file.cache_key(), features));
     let analyzed = file.binary().and_then(|bytes| analyze::analyze_within(&bytes, &policy.features, &caps, recalled.as_ref()));
