@@ -97,14 +97,39 @@ pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
 /// Opens `path` for reading without blocking: a FIFO with no writer, a device or a socket would
 /// wait, or read without end, so only a regular file is opened (a link to one is followed).
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    open_readable(path, false)
+}
+
+/// [`open_regular`], or a pipe, for the inputs documented to be given through one (a policy as
+/// `--policy /dev/stdin`). The open never waits for a writer (a pipe nobody writes reads as
+/// empty), and what is read is bounded by the caller ([`read_at_most`]).
+pub fn open_regular_or_pipe(path: &Path) -> std::io::Result<std::fs::File> {
+    open_readable(path, true)
+}
+
+fn open_readable(path: &Path, pipes: bool) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK | libc::O_NOCTTY);
     let file = options.open(path)?;
     let kind = file.metadata()?.file_type();
-    if !kind.is_file() {
+    #[cfg(unix)]
+    let is_pipe = std::os::unix::fs::FileTypeExt::is_fifo(&kind);
+    #[cfg(not(unix))]
+    let is_pipe = false;
+    if !(kind.is_file() || pipes && is_pipe) {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("it is {}, not a regular file", describe_kind(kind))));
+    }
+    #[cfg(unix)]
+    if is_pipe {
+        // Opened without waiting for a writer; read as a stream from here on.
+        use std::os::fd::AsRawFd;
+        // SAFETY: flags of a descriptor this function owns.
+        unsafe {
+            let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
     }
     Ok(file)
 }
