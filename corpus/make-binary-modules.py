@@ -90,3 +90,14 @@ open("loader-memory/data-segment-flood/plugin.wasm", "wb").write(
 open("loader-memory/element-segment-flood/plugin.wasm", "wb").write(
     HEADER + section(9, leb(D) + b"\x01\x00\x00" * D)
 )
+
+# 5,000 functions of 50,000 i32 locals each (40 KB): Winch took 970 MB compiling them before
+# locals counted in the compile budget.
+F = 5000
+local_body = leb(1) + leb(50000) + b"\x7f" + b"\x0b"
+open("compile/many-functions-of-many-locals/plugin.wasm", "wb").write(
+    HEADER
+    + section(1, leb(1) + EMPTY_FUNC_TYPE)
+    + section(3, leb(F) + b"\x00" * F)
+    + section(10, leb(F) + (leb(len(local_body)) + local_body) * F)
+)
