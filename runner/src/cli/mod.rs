@@ -213,8 +213,10 @@ impl CallArgs {
 // How the commands that compile plugins compile them and where they cache the result.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompileArgs {
-    /// Keep compiled modules in this directory (keyed by the module's SHA-256 and the engine's
-    /// configuration, authenticated before use); the user's cache directory when left out.
+    /// Keep compiled modules in this directory (keyed by the BLAKE3 of the module's bytes and
+    /// the engine's configuration, authenticated before use with a key kept apart, in the user's
+    /// state directory); the user's cache directory when left out. A directory that someone
+    /// else could write is not used (the run goes on uncached, with a warning).
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
 

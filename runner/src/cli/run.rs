@@ -47,7 +47,8 @@ Examples:
   stockade run plugin.wasm --call transform --no-cache --compiler cranelift
 
 Compiled modules are cached in the user's cache directory (STOCKADE_CACHE_DIR, else
-~/.cache/stockade on Linux), authenticated before use and bounded in size, each with what
+~/.cache/stockade on Linux), authenticated before use with a key kept in the user's state
+directory (~/.local/state/stockade), and bounded in size, each with what
 validating its function bodies found, so that a cached run does not validate every body
 again (`stockade vet` always does). A module that is not cached yet is compiled by Winch
 (fast to compile) for this run while a background process compiles it with Cranelift into the
