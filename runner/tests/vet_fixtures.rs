@@ -87,6 +87,10 @@ const CASES: &[Case] = &[
     case("too-many-imports", Default, &[], Pass),
     case("too-many-exports", Own, &[TooManyExports], Fail),
     case("too-many-types", Own, &[TooManyTypes], Fail),
+    case("too-many-globals", Own, &[TooManyGlobals], Fail),
+    case("too-many-globals", Default, &[], Pass),
+    case("too-many-segments", Own, &[TooManySegments], Fail),
+    case("too-many-segments", Default, &[], Pass),
 ];
 
 /// Static codes no fixture can produce yet, and why. Keep this list short and honest.
