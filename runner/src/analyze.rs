@@ -328,6 +328,7 @@ impl Default for SectionCaps {
 
 impl SectionCaps {
     /// The entries a payload announces past its cap, as the code that says so.
+    /// `what` is the section's entries; its last word is the policy limit's name.
     fn exceeded(&self, payload: &Payload<'_>) -> Option<(crate::code::Code, &'static str, u32, u32, usize)> {
         use crate::code::Code;
         let (code, what, count, cap, offset) = match payload {
@@ -502,7 +503,8 @@ fn parse<'a>(
     for payload in parser.parse_all(bytes) {
         let payload = payload.map_err(|e| (Fault::Decode, e))?;
         if let Some((code, what, count, cap, offset)) = caps.exceeded(&payload) {
-            let message = format!("the module declares {count} {what}; `limits.{what}` allows at most {cap}");
+            let limit = what.rsplit(' ').next().unwrap_or(what);
+            let message = format!("the module declares {count} {what}; `limits.{limit}` allows at most {cap}");
             return Err(PassError::Limit { code, offset, message });
         }
         if let (Some(validator), Some(body)) = (validator.as_mut(), body.as_mut())
