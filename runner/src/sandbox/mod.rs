@@ -127,8 +127,9 @@ pub struct Sandbox {
     disk: Option<cache::DiskCache>,
     /// Why the disk cache asked for is not used, when it is not.
     cache_refused: Option<String>,
-    /// What no plugin's directory grant may reach (see [`cache::guarded_dirs`]).
-    guarded_dirs: Vec<std::path::PathBuf>,
+    /// The cache directory asked for (used or not): no plugin's directory grant may reach it,
+    /// nor the key's directory (see [`cache::guarded_dirs`]).
+    cache_dir: Option<std::path::PathBuf>,
     /// Whether the code carries epoch checks; without them the caller's watchdog ends the
     /// process at a call's deadline.
     epochs: bool,
@@ -172,7 +173,6 @@ impl Sandbox {
                 (None, Some(error.to_string()))
             }
         };
-        let guarded_dirs = cache::guarded_dirs(disk.as_ref().map(cache::DiskCache::dir).or(options.cache_dir.as_deref()));
         Ok(Sandbox {
             optimizing,
             baseline,
@@ -180,9 +180,29 @@ impl Sandbox {
             policy: policy.clone(),
             disk,
             cache_refused,
-            guarded_dirs,
+            cache_dir: options.cache_dir.clone(),
             epochs,
             runs_once: options.runs_once,
+        })
+    }
+
+    /// `grant-exposes-cache` for directory grants that reach the cache directory or the key's
+    /// directory. Resolved only for a plugin that has directory grants: most have none, and a
+    /// cached run's load is measured.
+    fn grant_over_the_cache(&self, preopens: &[(crate::policy::FsGrant, crate::capability::FsMode)]) -> Option<Outcome> {
+        if preopens.is_empty() {
+            return None;
+        }
+        let guarded = cache::guarded_dirs(self.disk.as_ref().map(cache::DiskCache::dir).or(self.cache_dir.as_deref()));
+        preopens.iter().find_map(|(grant, _)| {
+            let reached = guarded.iter().find(|dir| cache::overlaps(std::path::Path::new(&grant.host), dir))?;
+            let message = format!(
+                "the grant of {} (as {}) reaches {}, where compiled code and the key that vouches for it are kept",
+                grant.host,
+                grant.guest,
+                reached.display()
+            );
+            Some(Outcome::failed(Code::GrantExposesCache, message))
         })
     }
 
@@ -277,6 +297,12 @@ impl Sandbox {
         let Some(analysis) = &vetting.analysis else {
             return Ok(Load::Refused(Box::new(vetting)));
         };
+        let grants = PluginGrants::new(&self.policy, vetting.manifest.manifest());
+        let preopens = grants.preopens();
+        // Before anything is compiled: a plugin that could reach the cache is not loaded.
+        if let Some(outcome) = self.grant_over_the_cache(&preopens) {
+            return Ok(Load::Failed(outcome.at(Stage::Load)));
+        }
         let abi = if analysis.abis().contains(&Abi::Extism) { CallAbi::Extism } else { CallAbi::Core };
         let bytes = match file.binary() {
             Ok(bytes) => bytes,
@@ -294,19 +320,6 @@ impl Sandbox {
             return Ok(Load::Failed(outcome.at(Stage::Load)));
         }
 
-        let grants = PluginGrants::new(&self.policy, vetting.manifest.manifest());
-        let preopens = grants.preopens();
-        if let Some((grant, guarded)) =
-            preopens.iter().find_map(|(grant, _)| self.guarded_dirs.iter().find(|dir| cache::overlaps(std::path::Path::new(&grant.host), dir)).map(|dir| (grant, dir)))
-        {
-            let message = format!(
-                "the grant of {} (as {}) reaches {}, where compiled code and the key that vouches for it are kept",
-                grant.host,
-                grant.guest,
-                guarded.display()
-            );
-            return Ok(Load::Failed(Outcome::failed(Code::GrantExposesCache, message).at(Stage::Load)));
-        }
         // What the grant decision refuses is not linked, for every ABI alike: the plugin is
         // refused here, where vet refuses it, rather than at its first call (WASI functions
         // come as one set, so an ungranted one would otherwise link to a refusing stub).
