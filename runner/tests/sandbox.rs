@@ -654,3 +654,23 @@ fn the_disk_cache_stays_within_its_bound_and_keeps_what_was_used_last() {
     assert!(cache.get("a").is_some() && cache.get("c").is_some(), "the least recently used, `b`, went first");
     assert!(cache.get("b").is_none());
 }
+
+/// A writer that died between creating its temporary file and renaming it leaves the file
+/// behind; the cache removes such files once they are old, and leaves a live writer's alone.
+#[test]
+fn the_disk_cache_removes_what_dead_writers_left_half_written() {
+    use stockade::sandbox::cache::DiskCache;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = wasmtime::Engine::default();
+    let cache = DiskCache::open(dir.path(), &engine).unwrap();
+    let dead = dir.path().join(".tmp-dead-1");
+    let live = dir.path().join(".tmp-live-2");
+    std::fs::write(&dead, vec![0u8; 4096]).unwrap();
+    std::fs::write(&live, vec![0u8; 4096]).unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&dead).unwrap().set_modified(hour_ago).unwrap();
+    let module = wasmtime::Module::new(&engine, stockade::source::wat_to_wasm("(module)").unwrap()).unwrap();
+    cache.put("m", &module);
+    assert!(!dead.exists(), "an hour-old temporary file is a dead writer's");
+    assert!(live.exists(), "a fresh one may be a live writer's");
+}

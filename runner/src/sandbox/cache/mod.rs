@@ -33,10 +33,6 @@ const KEY_FILE: &str = "cache.key";
 const KEY_LEN: u64 = 32;
 /// The largest validation memo read back (a memo holds a few numbers per function body).
 const MAX_MEMO_BYTES: u64 = 64 << 20;
-/// The key is a secret: no mode bit for anyone but its owner.
-const SECRET: u32 = 0o077;
-/// Artifacts and memos: only their owner may change them.
-const OWNER_WRITES: u32 = 0o022;
 const MAC_LEN: usize = blake3::OUT_LEN;
 /// Compiled modules' file extension.
 const ARTIFACT: &str = "cwasm";
@@ -81,6 +77,10 @@ pub enum CacheError {
     #[error("cannot get random bytes for the cache key: {0}")]
     Random(String),
 }
+
+/// How old a half-written file must be before it is taken for a dead writer's: far longer than
+/// any write of an artifact takes.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The bytes of compiled modules a cache directory may hold before the least recently used
 /// are removed. A compiled plugin is typically 2 to 10 times its module's size.
@@ -203,6 +203,7 @@ impl DiskCache {
     /// Removes the least recently used artifacts and validation memos until the directory
     /// holds at most `max_bytes` of them.
     fn evict(&self) -> std::io::Result<()> {
+        self.dir.remove_stale_temporaries(STALE_TEMPORARY)?;
         let mut files = self.dir.files(&[ARTIFACT, MEMO])?;
         let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
         files.sort();
@@ -250,7 +251,7 @@ impl DiskCache {
     /// file stays what was checked. A file that is a link, not this user's, writable by others
     /// or over `max_len` is refused before it is mapped.
     fn map_verified(&self, name: &str, max_len: u64) -> Option<Verified> {
-        let (file, _) = match self.dir.open_file(name, OWNER_WRITES, max_len.saturating_add(MAC_LEN as u64)) {
+        let (file, _) = match self.dir.open_file(name, private_dir::WRITABLE_BY_OTHERS, max_len.saturating_add(MAC_LEN as u64)) {
             Ok(found) => found?,
             Err(refusal) => {
                 self.record_fault(format!("module cache entry not used: {refusal}"));
@@ -276,16 +277,11 @@ impl DiskCache {
 /// loses reads the winner's.
 fn read_or_make_key(key_dir: &Path) -> Result<[u8; 32], CacheError> {
     let dir = private_dir::PrivateDir::open_or_create(key_dir).map_err(CacheError::Key)?;
-    let read = |dir: &private_dir::PrivateDir| -> Result<Option<[u8; 32]>, CacheError> {
-        let Some((mut file, len)) = dir.open_file(KEY_FILE, SECRET, KEY_LEN).map_err(CacheError::Key)? else { return Ok(None) };
-        let mut key = [0u8; 32];
-        if len != KEY_LEN {
-            return Err(CacheError::Key(private_dir::Refusal::WrongSize { path: dir.path().join(KEY_FILE).display().to_string(), len, expected: KEY_LEN }));
-        }
-        std::io::Read::read_exact(&mut file, &mut key).map_err(|source| CacheError::Key(private_dir::Refusal::Io { path: dir.path().join(KEY_FILE).display().to_string(), source }))?;
-        Ok(Some(key))
+    let read = || -> Result<Option<[u8; 32]>, CacheError> {
+        let key = dir.read_exact(KEY_FILE, private_dir::ANY_ACCESS_BY_OTHERS, KEY_LEN).map_err(CacheError::Key)?;
+        Ok(key.map(|bytes| bytes.try_into().expect("read_exact read KEY_LEN bytes")))
     };
-    if let Some(key) = read(&dir)? {
+    if let Some(key) = read()? {
         return Ok(key);
     }
     let mut key = [0u8; 32];
@@ -293,7 +289,8 @@ fn read_or_make_key(key_dir: &Path) -> Result<[u8; 32], CacheError> {
     if dir.write(KEY_FILE, &[&key], true, true).map_err(CacheError::Key)? {
         return Ok(key);
     }
-    read(&dir)?.ok_or_else(|| CacheError::Key(private_dir::Refusal::NotKind { path: dir.path().join(KEY_FILE).display().to_string(), expected: "key (it vanished)" }))
+    // Another process made one first: its key is the one.
+    read()?.ok_or_else(|| CacheError::Key(private_dir::Refusal::NotKind { path: dir.path().join(KEY_FILE).display().to_string(), expected: "key (it vanished)" }))
 }
 
 /// A cache file whose tag checked out.

@@ -25,6 +25,8 @@ pub enum Refusal {
     Foreign { path: String, owner: u32, user: u32 },
     #[error("{path} is writable by others (mode {mode:o})")]
     Writable { path: String, mode: u32 },
+    #[error("{path} is a secret others may read (mode {mode:o})")]
+    Readable { path: String, mode: u32 },
     #[error("{path} is not a {expected}")]
     NotKind { path: String, expected: &'static str },
     #[error("{path} has {len} bytes, more than the {max} it may have")]
@@ -40,8 +42,13 @@ pub struct PrivateDir {
     path: PathBuf,
 }
 
+/// What the names of files being written start with, until they are put in place.
+const TEMP_PREFIX: &str = ".tmp-";
+
 /// Mode bits that let someone other than the owner change a file or a directory's entries.
-const WRITABLE_BY_OTHERS: u32 = 0o022;
+pub const WRITABLE_BY_OTHERS: u32 = 0o022;
+/// Mode bits that let anyone but the owner at a file at all: none may be set on a secret.
+pub const ANY_ACCESS_BY_OTHERS: u32 = 0o077;
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Refusal + '_ {
     move |source| Refusal::Io { path: path.display().to_string(), source }
@@ -59,8 +66,11 @@ fn check_owner_and_mode(path: &Path, stat: &rustix::fs::Stat, others: u32) -> Re
         return Err(Refusal::Foreign { path: path.display().to_string(), owner: stat.st_uid, user });
     }
     let mode = stat.st_mode & 0o7777;
-    if mode & others != 0 {
+    if mode & others & WRITABLE_BY_OTHERS != 0 {
         return Err(Refusal::Writable { path: path.display().to_string(), mode });
+    }
+    if mode & others != 0 {
+        return Err(Refusal::Readable { path: path.display().to_string(), mode });
     }
     Ok(())
 }
@@ -116,6 +126,19 @@ impl PrivateDir {
         Ok(Some((File::from(fd), len)))
     }
 
+    /// The whole of the file `name`, which must be exactly `len` bytes (see [`PrivateDir::open_file`]
+    /// for the rest of what it must be); `Ok(None)` when there is no such file.
+    pub fn read_exact(&self, name: &str, others: u32, len: u64) -> Result<Option<Vec<u8>>, Refusal> {
+        let Some((mut file, found)) = self.open_file(name, others, len)? else { return Ok(None) };
+        let path = || self.path.join(name).display().to_string();
+        if found != len {
+            return Err(Refusal::WrongSize { path: path(), len: found, expected: len });
+        }
+        let mut bytes = vec![0; found as usize];
+        std::io::Read::read_exact(&mut file, &mut bytes).map_err(|source| Refusal::Io { path: path(), source })?;
+        Ok(Some(bytes))
+    }
+
     /// Writes `parts` to a new file and gives it the name `name`: replacing what was there, or,
     /// with `exclusive`, only if nothing was (then `Ok(false)` when something was). Readers
     /// never see half a file; the file is this user's alone (mode 0600).
@@ -123,7 +146,7 @@ impl PrivateDir {
         let path = self.path.join(name);
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| Refusal::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
-        let temp = format!(".tmp-{}-{}", hex::encode(random), std::process::id());
+        let temp = format!("{TEMP_PREFIX}{}-{}", hex::encode(random), std::process::id());
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&self.fd, temp.as_str(), flags, Mode::from_raw_mode(0o600)).map_err(errno(&path))?;
         let mut file = File::from(fd);
@@ -157,6 +180,25 @@ impl PrivateDir {
         rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(Into::into)
     }
 
+    /// Removes what writers that died left half-written (temporary files older than `age`): a
+    /// crash between creating one and renaming it would otherwise leave it for good, outside
+    /// every bound.
+    pub fn remove_stale_temporaries(&self, age: std::time::Duration) -> std::io::Result<()> {
+        let Some(before) = std::time::SystemTime::now().checked_sub(age) else { return Ok(()) };
+        for entry in rustix::fs::Dir::read_from(&self.fd)? {
+            let entry = entry?;
+            let name: &OsStr = std::os::unix::ffi::OsStrExt::from_bytes(entry.file_name().to_bytes());
+            if !name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+                continue;
+            }
+            let Ok(stat) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) else { continue };
+            if modified(&stat) < before {
+                let _ = self.remove(name);
+            }
+        }
+        Ok(())
+    }
+
     /// The regular files of this directory whose names end in one of `extensions`: name, size
     /// and modification time, from the entries themselves (links are not followed).
     pub fn files(&self, extensions: &[&str]) -> std::io::Result<Vec<(std::time::SystemTime, u64, std::ffi::OsString)>> {
@@ -171,11 +213,15 @@ impl PrivateDir {
             if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
                 continue;
             }
-            let modified = std::time::UNIX_EPOCH + std::time::Duration::new(stat.st_mtime.max(0) as u64, stat.st_mtime_nsec.clamp(0, 999_999_999) as u32);
-            files.push((modified, stat.st_size as u64, name.to_owned()));
+            files.push((modified(&stat), stat.st_size as u64, name.to_owned()));
         }
         Ok(files)
     }
+}
+
+/// When the entry was last changed.
+fn modified(stat: &rustix::fs::Stat) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::new(stat.st_mtime.max(0) as u64, stat.st_mtime_nsec.clamp(0, 999_999_999) as u32)
 }
 
 /// `path` as it resolves: canonical where it exists, else its nearest existing ancestor's
