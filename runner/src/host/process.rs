@@ -109,7 +109,7 @@ pub fn serve_plugin(input: impl BufRead, output: impl Write + Send + 'static) ->
             watchdog.disarm_or_wait_for_the_end();
         }
         let output_b64 = outcome.output.as_deref().map(|o| b64().encode(o));
-        let error = outcome.error.map(|e| crate::report::cut(&e, ERROR_CHARS, e.len() as u64));
+        let error = outcome.error.map(|e| crate::report::shorten(&e, ERROR_CHARS));
         reply(&output, &Reply { id, code: Some(outcome.code), output: output_b64, error, ..Reply::default() })?;
     }
     Ok(())

@@ -18,6 +18,11 @@ pub fn cut(text: &str, chars: usize, bytes: u64) -> String {
     }
 }
 
+/// [`cut`] of text whose whole is at hand: its own length is the one reported.
+pub fn shorten(text: &str, chars: usize) -> String {
+    cut(text, chars, text.len() as u64)
+}
+
 /// A path as reports show it: with forward slashes, so output is the same on every OS.
 pub fn display_path(path: &std::path::Path) -> String {
     path.to_string_lossy().replace('\\', "/")

@@ -105,7 +105,7 @@ pub const MAX_FAULT_CHARS: usize = 4096;
 /// Classifies what a trap or a refused host call means, in at most [`MAX_FAULT_CHARS`].
 pub fn classify(error: &wasmtime::Error) -> (Code, String) {
     let (code, message) = classify_whole(error);
-    let cut = crate::report::cut(&message, MAX_FAULT_CHARS, message.len() as u64);
+    let cut = crate::report::shorten(&message, MAX_FAULT_CHARS);
     (code, cut)
 }
 
