@@ -352,8 +352,6 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn poll_oneoff(&mut self, memory: &mut GuestMemory<'_>, subs: GuestPtr<types::Subscription>, events: GuestPtr<types::Event>, nsubscriptions: types::Size) -> Result<types::Size, types::Error> {
-        // wasmtime-wasi keeps a pollable, a future and an event for each subscription while it
-        // polls (about 550 bytes each, measured: 490,000 of them took 268 MiB): charged first.
         // One relative clock subscription is a sleep, which wasmtime-wasi (with blocking on this
         // thread allowed, as it is here for file I/O) would do with `std::thread::sleep`, past
         // the deadline: here it is a sleep the deadline abandons.
@@ -373,6 +371,8 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
                 return Ok(1);
             }
         }
+        // wasmtime-wasi keeps a pollable, a future and an event for each subscription while it
+        // polls (about 550 bytes each, measured: 490,000 of them took 268 MiB): charged first.
         let held = u64::from(nsubscriptions).saturating_mul(POLL_SUBSCRIPTION_COST);
         self.budget.charge(held, "poll subscriptions").map_err(|fault| types::Error::trap(wasmtime::Error::new(fault)))?;
         let polled = self.ctx.poll_oneoff(memory, subs, events, nsubscriptions).await;

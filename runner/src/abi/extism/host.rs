@@ -102,14 +102,8 @@ pub fn add_to_linker<T: KernelHost>(linker: &mut Linker<T>, allows: &dyn Fn(&str
     define!(l, g, "error_get", |c: Caller<'_, T>| -> i64 { c.data().kernel().error_handle() as i64 });
 
     // Behind capabilities.
-    // Keys are looked up where they lie, in the plugin's block: a key is never copied (a
-    // 60 MiB key rendered as text was three times that in host memory, uncharged), and one
-    // that is not UTF-8 names nothing.
     define!(l, g, "config_get", |mut c: Caller<'_, T>, key: i64| -> Result<i64> {
-        let kernel = c.data_mut().kernel_mut();
-        let config = kernel.config_map();
-        let Some(value) = kernel.block_str(as_u64(key)).map_err(fault)?.and_then(|key| config.get(key)) else { return Ok(0) };
-        kernel.alloc_bytes(value.as_bytes()).map(|h| h as i64).map_err(fault)
+        c.data_mut().kernel_mut().config_to_block(as_u64(key)).map(|h| h as i64).map_err(fault)
     });
     define!(l, g, "var_get", |mut c: Caller<'_, T>, key: i64| -> Result<i64> {
         c.data_mut().kernel_mut().var_to_block(as_u64(key)).map(|h| h as i64).map_err(fault)

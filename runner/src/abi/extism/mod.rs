@@ -237,13 +237,13 @@ impl Kernel {
         Ok(())
     }
 
-    pub fn config(&self, key: &str) -> Option<&str> {
-        self.config.get(key).map(String::as_str)
-    }
-
-    /// The host-given configuration (shared, not copied).
-    pub fn config_map(&self) -> Arc<BTreeMap<String, String>> {
-        self.config.clone()
+    /// `config_get`: the host-given value the key block names, copied into a new block (charged
+    /// as a block). The key is looked up where it lies, never copied (a 60 MiB key rendered as
+    /// text was three times that in host memory, uncharged); one that is not UTF-8 names nothing.
+    pub fn config_to_block(&mut self, key: u64) -> Result<u64, HostFault> {
+        let config = Arc::clone(&self.config);
+        let Some(value) = self.block_str(key)?.and_then(|key| config.get(key)) else { return Ok(0) };
+        self.alloc_bytes(value.as_bytes())
     }
 
     /// A whole block as UTF-8, where it lies; `None` when it is not UTF-8.
@@ -323,10 +323,6 @@ impl Vars {
 
     fn cost(key: &str, value: &[u8]) -> u64 {
         (key.len() + value.len()) as u64 + VAR_ENTRY_COST
-    }
-
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.lock().get(key).cloned()
     }
 
     /// Refuses a var of `cost` bytes that could not fit under the limit even if it replaced one.
