@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::code::Severity;
-use crate::source::{PluginFile, ReadError};
+use crate::source::PluginFile;
 use crate::vet::{self, VetOptions, Vetting};
 
 use super::plan::{Candidate, Problem, Refused};
@@ -40,8 +40,9 @@ pub struct Vetted {
 pub type VettedSet = (Vec<(Candidate, Vetted)>, Vec<Refused>);
 
 /// Vets every plugin as `options` say (the host's policy and version): those that pass (and
-/// have a manifest) are candidates, the others refusals with their codes.
-pub fn vet_all(paths: &[PathBuf], options: &VetOptions<'_>) -> Result<VettedSet, ReadError> {
+/// have a manifest) are candidates, the others refusals with their codes, a file that cannot be
+/// read among them.
+pub fn vet_all(paths: &[PathBuf], options: &VetOptions<'_>) -> VettedSet {
     let mut candidates = Vec::new();
     let mut refused = Vec::new();
     for path in paths {
@@ -53,7 +54,8 @@ pub fn vet_all(paths: &[PathBuf], options: &VetOptions<'_>) -> Result<VettedSet,
             Ok(vetted) => vetted,
             Err(error) => {
                 let name = fallback_name(path);
-                let message = format!("`{}` ({}) cannot be read as a plugin: {}", crate::report::escape::line(&name), crate::report::escape::line(&origin), crate::report::escape::line(&error.source.to_string()));
+                // Escaped where it is shown, as every problem's message is.
+                let message = format!("`{name}` ({origin}) cannot be read as a plugin: {}", error.source);
                 refused.push(Refused { name: name.clone(), problem: Problem { code: crate::code::Code::PluginUnreadable, message, plugins: vec![name] } });
                 continue;
             }
@@ -75,7 +77,7 @@ pub fn vet_all(paths: &[PathBuf], options: &VetOptions<'_>) -> Result<VettedSet,
             }),
         }
     }
-    Ok((candidates, refused))
+    (candidates, refused)
 }
 
 /// Why vetting refused the plugin `name` (from `origin`), if it did: one problem with the first

@@ -296,7 +296,7 @@ impl Host {
     pub fn load_files(&self, paths: &[PathBuf]) -> Result<LoadReport, HostError> {
         let inner = &self.inner;
         let options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..inner.sandbox.vet_options() };
-        let (fresh, refused) = discover::vet_all(paths, &options)?;
+        let (fresh, refused) = discover::vet_all(paths, &options);
         let loaded_before = self.candidates(None);
         let mut candidates = loaded_before.clone();
         candidates.extend(fresh.iter().map(|(c, _)| c.clone()));
