@@ -117,6 +117,16 @@ pub struct FunctionBody {
     pub max_br_table_targets: u32,
 }
 
+impl FunctionBody {
+    /// What compiling the body costs in the compile budget's units: its control flow, and its
+    /// declared locals, which cost the compilers a slot each (Winch a stack slot and its
+    /// bookkeeping: 5,000 functions of 50,000 locals took Winch to 970 MB). Derived, not
+    /// stored: `control_flow` is what validation counted, which the validation memo keeps.
+    pub fn compile_cost(&self) -> u64 {
+        self.control_flow.saturating_add(self.locals / ControlFlow::LOCALS_PER_UNIT)
+    }
+}
+
 /// Control flow a function body asks the compiler to build. Cranelift's memory grows with
 /// the control-flow graph, not with the bytes: measured under `stockade run` (peak RSS per
 /// construct, wasmtime 48, epoch checks on), a `loop` costs about 16 KB, a `block` or an `if`
@@ -545,10 +555,7 @@ fn apply(collector: Collector, validated: ValidatedBodies) -> Analysis {
     let mut analysis = collector.analysis.expect("a module that validates starts with a version header");
     analysis.beyond_winch = validated.beyond_winch;
     for (recorded, (control_flow, max_br_table_targets)) in analysis.bodies.iter_mut().zip(validated.costs) {
-        // Locals cost the compilers a slot each (Winch a stack slot and its bookkeeping): a
-        // hundred thousand functions of 50,000 locals took Winch to 2.7 GiB. They count in
-        // the same budget, so that both compilers stay within it.
-        recorded.control_flow = control_flow.saturating_add(recorded.locals / ControlFlow::LOCALS_PER_UNIT);
+        recorded.control_flow = control_flow;
         recorded.max_br_table_targets = max_br_table_targets;
     }
     analysis

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::analyze::{self, Analysis, Import, Rejection, ValidatedBodies};
+use crate::analyze::{self, Analysis, FunctionBody, Import, Rejection, ValidatedBodies};
 use crate::capability::{self, Family, ImportClass, Need};
 use crate::code::{Code, Severity};
 use crate::document::{DocumentError, Origin};
@@ -722,19 +722,19 @@ fn check_sizes(analysis: &Analysis, policy: &Policy, findings: &mut Findings<'_>
         );
         findings.add(Code::DataTooLarge, message);
     }
-    for body in analysis.bodies.iter().filter(|b| b.control_flow > limits.function_control_flow).take(MAX_REPEATED_FINDINGS) {
+    for body in analysis.bodies.iter().filter(|b| b.compile_cost() > limits.function_control_flow).take(MAX_REPEATED_FINDINGS) {
         let message = format!(
-            "function {} has {} units of control flow; policy `{name}` allows at most {} per function",
-            body.index, body.control_flow, limits.function_control_flow
+            "function {} has {} units of control flow and locals; policy `{name}` allows at most {} per function",
+            body.index, body.compile_cost(), limits.function_control_flow
         );
         if let Some(f) = findings.add(Code::FunctionTooComplex, message) {
             f.at(body.offset);
         }
     }
-    let total: u64 = analysis.bodies.iter().map(|b| b.control_flow).fold(0, u64::saturating_add);
+    let total: u64 = analysis.bodies.iter().map(FunctionBody::compile_cost).fold(0, u64::saturating_add);
     if total > limits.control_flow {
         let message =
-            format!("the module has {total} units of control flow in all; policy `{name}` allows at most {}", limits.control_flow);
+            format!("the module has {total} units of control flow and locals in all; policy `{name}` allows at most {}", limits.control_flow);
         findings.add(Code::ModuleTooComplex, message);
     }
     if let Some(body) = analysis.bodies.iter().find(|b| b.max_br_table_targets > MAX_BR_TABLE_TARGETS) {

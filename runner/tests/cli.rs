@@ -432,6 +432,38 @@ fn memos(cache: &Path) -> Vec<std::path::PathBuf> {
 
 /// A cached run takes the bodies' validation from the cache's memo; the vetting must be the one
 /// a full validation gives, and a memo the cache did not write must never stand in for one.
+/// Locals count in the compile budget, but the validation memo keeps what validation counted:
+/// cached runs of a module with many locals read the memo, never write it again, and vet it
+/// the same each time (the cost once grew by the locals at every cached run, the memo being
+/// rewritten with it each time).
+#[test]
+fn cached_runs_of_a_module_with_locals_neither_rewrite_the_memo_nor_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let module = dir.path().join("locals.wat");
+    std::fs::write(&module, r#"(module (func (export "run") (result i32) (local i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (i32.const 7)))"#).unwrap();
+    let run = || {
+        let out = stockade(&["run", module.to_str().unwrap(), "--call", "run", "--format", "json", "--compiler", "cranelift", "--cache-dir", cache.to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    };
+    run();
+    let memo = memos(&cache).remove(0);
+    let written = std::fs::read(&memo).unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&memo).unwrap().set_modified(long_ago).unwrap();
+    for _ in 0..3 {
+        run();
+    }
+    assert_eq!(std::fs::read(&memo).unwrap(), written, "the memo is what the first run wrote");
+    assert_eq!(std::fs::metadata(&memo).unwrap().modified().unwrap(), long_ago, "and was not written again");
+    let vetted = |args: &[&str]| {
+        let mut all = vec!["vet", module.to_str().unwrap(), "--format", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_slice::<serde_json::Value>(&stockade(&all).stdout).unwrap()["findings"].clone()
+    };
+    assert_eq!(vetted(&[]), serde_json::json!([]));
+}
+
 #[test]
 fn a_cached_run_reuses_only_validation_the_cache_itself_recorded() {
     let dir = tempfile::tempdir().unwrap();
