@@ -38,7 +38,8 @@ pub enum Refusal {
 /// A directory whose owner and mode checked out, held open.
 pub struct PrivateDir {
     fd: OwnedFd,
-    /// The directory's canonical path (for messages, listing and the grant check).
+    /// The directory's path as named (or, named through a link, where it leads): for messages
+    /// and the grant check, which resolves it.
     path: PathBuf,
 }
 
@@ -80,21 +81,32 @@ impl PrivateDir {
     /// exist, and checks it. An existing directory is never loosened or taken over: one that
     /// fails the check is refused.
     pub fn open_or_create(path: &Path) -> Result<PrivateDir, Refusal> {
-        if !path.exists() {
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-                .create(path)
-                .map_err(io(path))?;
-        }
-        let canonical = path.canonicalize().map_err(io(path))?;
-        let fd = rustix::fs::open(&canonical, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(errno(&canonical))?;
-        let stat = rustix::fs::fstat(&fd).map_err(errno(&canonical))?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let open = |path: &Path| rustix::fs::open(path, flags, Mode::empty());
+        // Opened as named, on every cached run: resolving the path first was a system call per
+        // component. A missing directory is created for this user alone; one named through a
+        // link (a cache directory moved elsewhere) is opened where the link leads.
+        let (fd, path) = match open(path) {
+            Ok(fd) => (fd, path.to_path_buf()),
+            Err(rustix::io::Errno::NOENT) => {
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+                    .create(path)
+                    .map_err(io(path))?;
+                (open(path).map_err(errno(path))?, path.to_path_buf())
+            }
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                let target = path.canonicalize().map_err(io(path))?;
+                (open(&target).map_err(errno(&target))?, target)
+            }
+            Err(e) => return Err(errno(path)(e)),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(errno(&path))?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
-            return Err(Refusal::NotKind { path: canonical.display().to_string(), expected: "directory" });
+            return Err(Refusal::NotKind { path: path.display().to_string(), expected: "directory" });
         }
-        check_owner_and_mode(&canonical, &stat, WRITABLE_BY_OTHERS)?;
-        Ok(PrivateDir { fd, path: canonical })
+        check_owner_and_mode(&path, &stat, WRITABLE_BY_OTHERS)?;
+        Ok(PrivateDir { fd, path })
     }
 
     pub fn path(&self) -> &Path {
