@@ -352,7 +352,7 @@ impl Policy {
         // A policy may come through a pipe (`--policy /dev/stdin`); never from a device.
         let text = crate::source::open_regular_or_pipe(path)
             .and_then(|file| crate::source::read_at_most(file, crate::source::MAX_DOCUMENT_BYTES))
-            .and_then(|bytes| String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("it is not UTF-8 text: {e}"))))
+            .and_then(crate::source::into_text)
             .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
         let policy = Policy::from_toml(&text, Origin::File(path.display().to_string()))?;
         Ok((policy, text))

@@ -94,6 +94,9 @@ pub struct ReadError {
 /// real one, and a bound on what reading one costs.
 pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
 
+/// The most a module file read whole may hold: the largest `module-size` a policy may set.
+pub const MAX_MODULE_BYTES: u64 = 1 << 30;
+
 /// Opens `path` for reading without blocking: a FIFO with no writer, a device or a socket would
 /// wait, or read without end, so only a regular file is opened (a link to one is followed).
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
@@ -155,7 +158,13 @@ fn describe_kind(kind: std::fs::FileType) -> &'static str {
 /// Reads at most `max` bytes from `reader`, and fails if there are more: the bound is checked
 /// while reading, so an endless stream costs `max` bytes and no more.
 pub fn read_at_most(reader: impl std::io::Read, max: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+    read_at_most_expecting(reader, max, 0)
+}
+
+/// [`read_at_most`] of a stream expected to hold `expected` bytes (a file's size): read in one
+/// go rather than in doubling chunks.
+fn read_at_most_expecting(reader: impl std::io::Read, max: u64, expected: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(usize::try_from(expected.min(max).saturating_add(1)).unwrap_or(0));
     std::io::Read::read_to_end(&mut reader.take(max.saturating_add(1)), &mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("it is over {max} bytes")));
@@ -165,12 +174,19 @@ pub fn read_at_most(reader: impl std::io::Read, max: u64) -> std::io::Result<Vec
 
 /// A regular file of at most `max` bytes ([`open_regular`], [`read_at_most`]).
 pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    read_at_most(open_regular(path)?, max)
+    let file = open_regular(path)?;
+    let size = file.metadata()?.len();
+    read_at_most_expecting(file, max, size)
 }
 
 /// [`read_regular`] as UTF-8 text.
 pub fn read_regular_text(path: &Path, max: u64) -> std::io::Result<String> {
-    String::from_utf8(read_regular(path, max)?).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("it is not UTF-8 text: {e}")))
+    into_text(read_regular(path, max)?)
+}
+
+/// Bytes read from a file as UTF-8 text, or an error that says they are not.
+pub fn into_text(bytes: Vec<u8>) -> std::io::Result<String> {
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("it is not UTF-8 text: {e}")))
 }
 
 /// Files at least this large, read for a report, are hashed on a second thread while they are

@@ -43,7 +43,7 @@ Exit status:
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let raw = stockade::source::read_regular(&self.plugin, 1 << 30).with_context(|| format!("cannot read {}", self.plugin.display()))?;
+        let raw = stockade::source::read_regular(&self.plugin, stockade::source::MAX_MODULE_BYTES).with_context(|| format!("cannot read {}", self.plugin.display()))?;
         // A text module is encoded first: what is signed and shipped is the binary.
         let source = stockade::source::PluginFile::new(&self.plugin, raw);
         let module = source.binary().map_err(|e| anyhow::anyhow!("{}: {e}", self.plugin.display()))?;

@@ -53,7 +53,7 @@ Exit status:
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        let artifact = stockade::source::read_regular(&self.file, 1 << 30).with_context(|| format!("cannot read {}", self.file.display()))?;
+        let artifact = stockade::source::read_regular(&self.file, stockade::source::MAX_MODULE_BYTES).with_context(|| format!("cannot read {}", self.file.display()))?;
         let key = stockade::source::read_regular_text(&self.key, stockade::source::MAX_DOCUMENT_BYTES).with_context(|| format!("cannot read the key {}", self.key.display()))?;
         let signed = stockade::signature::sign(&artifact, &key).with_context(|| format!("the key {}", self.key.display()))?;
         let mut out = anstream::stdout().lock();

@@ -73,9 +73,6 @@ Exit status:
      one required (the reason says which check failed)
   2  the tool could not do its job (unreadable file, key or trusted root; bad arguments)";
 
-/// The largest file `verify` reads: the largest `module-size` a policy may set.
-const MAX_SIGNED_FILE_BYTES: u64 = 1 << 30;
-
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         // Every file is read without blocking (a FIFO or a device is refused) and within a
@@ -85,7 +82,7 @@ impl Opts {
             stockade::source::read_regular(path, max).with_context(|| format!("cannot read the {what} {}", path.display()))
         };
         let read = |path: &Path, what: &str| read_within(path, what, stockade::source::MAX_DOCUMENT_BYTES);
-        let artifact = read_within(&self.file, "file", MAX_SIGNED_FILE_BYTES)?;
+        let artifact = read_within(&self.file, "file", stockade::source::MAX_MODULE_BYTES)?;
         let key = match &self.key {
             Some(path) => {
                 let text = String::from_utf8(read(path, "key")?).map_err(|_| anyhow::anyhow!("the key {} is not PEM text", path.display()))?;

@@ -221,7 +221,7 @@ fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
         // A symlink is hashed as its target path, not followed: cases plant links that point out.
         let content = match std::fs::read_link(&file) {
             Ok(target) => target.to_string_lossy().into_owned().into_bytes(),
-            Err(_) => crate::source::read_regular(&file, 1 << 30).map_err(|source| CaseError::Read { path: file.display().to_string(), source })?,
+            Err(_) => crate::source::read_regular(&file, crate::source::MAX_MODULE_BYTES).map_err(|source| CaseError::Read { path: file.display().to_string(), source })?,
         };
         hasher.update(format!("{relative}\0{}\n", hex::encode(Sha256::digest(&content))).as_bytes());
     }

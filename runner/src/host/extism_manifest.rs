@@ -100,7 +100,7 @@ impl ExtismMapping {
         let module = base.join(relative);
         if let Some(expected) = &wasm.hash {
             use sha2::Digest;
-            let bytes = crate::source::read_regular(&module, 1 << 30).map_err(|e| fail("wasm[0].path", format!("cannot read {}: {e}", module.display())))?;
+            let bytes = crate::source::read_regular(&module, crate::source::MAX_MODULE_BYTES).map_err(|e| fail("wasm[0].path", format!("cannot read {}: {e}", module.display())))?;
             let actual = hex::encode(sha2::Sha256::digest(&bytes));
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(fail("wasm[0].hash", format!("{} has SHA-256 {actual}, not {expected}", module.display())));

@@ -110,7 +110,7 @@ impl Host {
 fn holds_still(path: &Path, wait: Duration) -> bool {
     let digest = |path: &Path| {
         use sha2::Digest;
-        crate::source::read_regular(path, 1 << 30).ok().map(sha2::Sha256::digest)
+        crate::source::read_regular(path, crate::source::MAX_MODULE_BYTES).ok().map(sha2::Sha256::digest)
     };
     let before = digest(path);
     std::thread::sleep(wait);
