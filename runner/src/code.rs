@@ -204,9 +204,11 @@ codes! {
          raise the limit on a host with memory to spare.";
     ModuleTooComplex = "module-too-complex", Static, Error, overridable: true,
         "the control flow of all functions together is over the policy's `control-flow` limit",
-        "The compiled code and its metadata grow with the control flow of the whole module; \
-         `limits.control-flow` caps the sum over all functions, in the units of \
-         `function-control-flow`.";
+        "The compiled code and its metadata grow with the control flow of the whole module and \
+         with its number of functions; `limits.control-flow` caps the sum over all functions, in \
+         the units of `function-control-flow`, plus 6 units for every function (its code, symbol \
+         and metadata are kept while the module compiles) and 10 more for every function that \
+         is exported, in a table or referenced by `ref.func` (a trampoline is compiled for it).";
     EngineLimit = "engine-limit", Static, Error, overridable: false,
         "valid WebAssembly beyond an implementation limit of the engine",
         "The module validates, but uses more of something than the engine can compile (for \

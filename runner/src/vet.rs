@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::analyze::{self, Analysis, FunctionBody, Import, Rejection, ValidatedBodies};
+use crate::analyze::{self, Analysis, Import, Rejection, ValidatedBodies};
 use crate::capability::{self, Family, ImportClass, Need};
 use crate::code::{Code, Severity};
 use crate::document::{DocumentError, Origin};
@@ -731,10 +731,13 @@ fn check_sizes(analysis: &Analysis, policy: &Policy, findings: &mut Findings<'_>
             f.at(body.offset);
         }
     }
-    let total: u64 = analysis.bodies.iter().map(FunctionBody::compile_cost).fold(0, u64::saturating_add);
+    let total = analysis.compile_cost();
     if total > limits.control_flow {
-        let message =
-            format!("the module has {total} units of control flow and locals in all; policy `{name}` allows at most {}", limits.control_flow);
+        let message = format!(
+            "the module costs {total} units to compile in all (control flow, locals, and {} functions); policy `{name}` allows at most {}",
+            analysis.bodies.len(),
+            limits.control_flow
+        );
         findings.add(Code::ModuleTooComplex, message);
     }
     if let Some(body) = analysis.bodies.iter().find(|b| b.max_br_table_targets > MAX_BR_TABLE_TARGETS) {

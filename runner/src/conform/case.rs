@@ -41,6 +41,8 @@ pub const MAX_CASE_INPUT: u64 = 1 << 30;
 
 /// The file that makes a directory a case.
 pub const CASE_FILE: &str = "case.toml";
+/// The most empty files a case may have made in its scratch directory.
+pub const MAX_SCRATCH_FILES: u32 = 500_000;
 
 /// Directories of the corpus that are build trees, not cases or case files (a guest's
 /// `target/`, `node_modules/`): neither searched for cases nor digested.
@@ -90,6 +92,11 @@ pub struct CaseFile {
     /// Unix sockets to bind in the scratch directory before the case runs.
     #[serde(default)]
     pub scratch_sockets: Vec<String>,
+    /// Empty files to make in the scratch directory before the case runs (`entry-0000000`,
+    /// `entry-0000001`, ...), at most [`MAX_SCRATCH_FILES`]: a directory of a hundred thousand
+    /// entries is not something to commit.
+    #[serde(default)]
+    pub scratch_files: u32,
     /// The peak RSS the process running the case may reach, as the kernel counts it; by
     /// default the policy's memory limit per plugin plus a fixed overhead (`RSS_OVERHEAD`).
     #[serde(default)]
@@ -252,6 +259,9 @@ impl Case {
                 .find(|p| p.exists())
                 .ok_or_else(|| invalid("no `module` given and no plugin.wat or plugin.wasm beside it".to_string()))?,
         };
+        if file.scratch_files > MAX_SCRATCH_FILES {
+            return Err(invalid(format!("scratch-files = {} is more than {MAX_SCRATCH_FILES}", file.scratch_files)));
+        }
         for name in file.scratch_fifos.iter().chain(&file.scratch_sockets) {
             if name.contains('/') || name.starts_with('.') {
                 return Err(invalid(format!("scratch entry `{name}` must be a plain file name")));

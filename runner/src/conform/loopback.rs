@@ -4,7 +4,9 @@
 //! - `/ok`: 200, `hello from loopback`;
 //! - `/redirect`: 302 to `/secret` on the same server (a redirect the sandbox must not follow);
 //! - `/secret`: 200, `secret` (reached only if a redirect was followed);
-//! - `/echo-host`: 200, the `Host` header it received.
+//! - `/echo-host`: 200, the `Host` header it received;
+//! - `/echo-target...`: 200, the request target of the request line as it came (a path in
+//!   origin form, or a whole URL if a client sent the absolute form a proxy would take).
 //!
 //! It also misbehaves on purpose, to show that the sandbox bounds what a server does to a call:
 //! - `/hang`: reads the request and never answers;
@@ -138,6 +140,7 @@ fn answer(stream: TcpStream, port: u16, requests: &AtomicU64, stop: &AtomicBool)
         "/redirect" => ("302 Found", format!("Location: http://127.0.0.1:{port}/secret\r\n"), "redirect not followed".to_string()),
         "/secret" => ("200 OK", String::new(), "secret".to_string()),
         "/echo-host" => ("200 OK", String::new(), host),
+        _ if path.contains("/echo-target") => ("200 OK", String::new(), path.to_string()),
         _ => ("404 Not Found", String::new(), "not found".to_string()),
     };
     write!(stream, "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;

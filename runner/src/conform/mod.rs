@@ -228,7 +228,7 @@ fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// A fresh scratch directory for a case, with the FIFOs and sockets it asks for.
+/// A fresh scratch directory for a case, with the FIFOs, sockets and files it asks for.
 fn make_scratch(case: &Case) -> Result<tempfile::TempDir, CaseError> {
     let error = |path: &std::path::Path, source| CaseError::Read { path: path.display().to_string(), source };
     let dir = tempfile::Builder::new().prefix("stockade-scratch-").tempdir().map_err(|e| error(std::path::Path::new("scratch"), e))?;
@@ -245,6 +245,10 @@ fn make_scratch(case: &Case) -> Result<tempfile::TempDir, CaseError> {
         let path = dir.path().join(name);
         // Bound and then dropped: the socket file stays, with nobody listening.
         std::os::unix::net::UnixListener::bind(&path).map_err(|e| error(&path, e))?;
+    }
+    for index in 0..case.file.scratch_files {
+        let path = dir.path().join(format!("entry-{index:07}"));
+        std::fs::File::create_new(&path).map_err(|e| error(&path, e))?;
     }
     Ok(dir)
 }

@@ -7,6 +7,7 @@
 //!   a writer) is abandoned at the deadline and the call ends `timeout`;
 //! - `path_open` refuses what is not a regular file or a directory (FIFOs, sockets, devices)
 //!   before opening it, and charges each open descriptor to the memory budget;
+//! - `fd_readdir` lists an entry at a time (see [`directories`]);
 //! - bytes written to stdout and stderr are charged to the budget as they are captured, and
 //!   bytes written to files count against the disk quotas (per call and per plugin): past
 //!   them a write fails with `ENOSPC`, as on a full disk, and the outcome says so.
@@ -24,6 +25,8 @@ use wiggle::{GuestMemory, GuestPtr};
 use crate::budget::{DESCRIPTOR_COST, MemoryBudget};
 use crate::capability::FsMode;
 use crate::policy::FsGrant;
+
+mod directories;
 
 /// What a new directory entry counts against the disk quota: a block.
 const ENTRY_BYTES: u64 = 4096;
@@ -96,10 +99,18 @@ impl WasiSetup {
                 .preopened_dir(&grant.host, &grant.guest, perms)
                 .map_err(|e| format!("cannot preopen {} as {}: {e:#}", grant.host, grant.guest))?;
         }
+        // Preopens are descriptors 3, 4, ... in the order they were given.
+        let mut directories = directories::Directories::default();
+        for (fd, (grant, _)) in (3u32..).zip(&self.preopens) {
+            directories
+                .preopened(fd, std::path::Path::new(&grant.host))
+                .map_err(|e| format!("cannot preopen {} as {}: {e}", grant.host, grant.guest))?;
+        }
         let guarded = GuardedWasi {
             ctx: builder.build_p1(),
             budget,
             opened: HashSet::new(),
+            directories,
             stdio_written: [0, 0],
             stdio_fds: [Some(1), Some(2)],
             output_cap,
@@ -120,6 +131,8 @@ pub struct GuardedWasi {
     budget: MemoryBudget,
     /// Descriptors opened by the plugin (each charged [`DESCRIPTOR_COST`]).
     opened: HashSet<u32>,
+    /// Handles of the plugin's directory descriptors, for `fd_readdir`.
+    directories: directories::Directories,
     /// Bytes written to stdout and stderr (each charged to the budget).
     stdio_written: [u64; 2],
     /// Where stdout and stderr are now: their descriptors move with `fd_renumber` and are gone
@@ -303,7 +316,14 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn fd_readdir(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, buf: GuestPtr<u8>, buf_len: types::Size, cookie: types::Dircookie) -> Result<types::Size, types::Error> {
-        self.ctx.fd_readdir(memory, fd, buf, buf_len, cookie).await
+        match self.directories.get(u32::from(fd)) {
+            Some(dir) => directories::list(dir, memory, buf, buf_len, cookie).await,
+            None => match self.ctx.fd_fdstat_get(memory, fd).await?.fs_filetype {
+                // A directory the sandbox could not open a handle to: not listed unbounded.
+                types::Filetype::Directory => Err(types::Errno::Io.into()),
+                _ => Err(types::Errno::Badf.into()),
+            },
+        }
     }
 
     async fn path_create_directory(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
@@ -491,6 +511,11 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
         match self.ctx.path_open(memory, dirfd, dirflags, path, oflags, fs_rights_base, fs_rights_inheriting, fdflags).await {
             Ok(fd) => {
                 self.opened.insert(u32::from(fd));
+                if existed.is_some_and(|stat| stat.filetype == types::Filetype::Directory) {
+                    let follow = dirflags.contains(types::Lookupflags::SYMLINK_FOLLOW);
+                    let path = memory.as_cow_str(path)?;
+                    self.directories.opened(u32::from(fd), u32::from(dirfd), &path, follow);
+                }
                 if creates {
                     self.count_written(ENTRY_BYTES);
                 }
@@ -509,6 +534,7 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
         if self.opened.remove(&fd) {
             self.budget.release(DESCRIPTOR_COST);
         }
+        self.directories.closed(fd);
         self.stdio_fds.iter_mut().filter(|s| **s == Some(fd)).for_each(|s| *s = None);
         Ok(())
     }
@@ -526,6 +552,7 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
         if self.opened.remove(&from) {
             self.opened.insert(to);
         }
+        self.directories.renumbered(from, to);
         for stream in &mut self.stdio_fds {
             *stream = match *stream {
                 Some(fd) if fd == to => None,
