@@ -913,6 +913,24 @@ mod tests {
         crate::source::wat_to_wasm(text).expect("test wat parses")
     }
 
+    /// Every function costs the compile budget, whatever its body, and one that escapes its
+    /// module (exported, in an element segment, referenced from a global) costs more: counted
+    /// once per way out, and never for more functions than the module defines.
+    #[test]
+    fn every_function_and_trampoline_costs_the_compile_budget() {
+        let cost = |text: &str| analyze(&wat(text), &FeatureSet::default()).unwrap().compile_cost();
+        let plain = ControlFlow::FUNCTION_UNITS;
+        let escaping = ControlFlow::FUNCTION_UNITS + ControlFlow::ESCAPING_FUNCTION_UNITS;
+        assert_eq!(cost("(module)"), 0);
+        assert_eq!(cost("(module (func) (func) (func))"), 3 * plain);
+        assert_eq!(cost(r#"(module (func) (func (export "a")) (func))"#), 2 * plain + escaping);
+        assert_eq!(cost("(module (table 2 funcref) (func $a) (func $b) (elem (i32.const 0) $a $b))"), 2 * escaping);
+        assert_eq!(cost("(module (func $a) (func) (global funcref (ref.func $a)))"), plain + escaping);
+        // The same function exported three times is counted three times, but at most once per
+        // function the module defines.
+        assert_eq!(cost(r#"(module (func $a (export "x") (export "y") (export "z")))"#), escaping);
+    }
+
     #[test]
     fn collects_imports_exports_memories_and_bodies() {
         let bytes = wat(r#"(module

@@ -26,14 +26,11 @@ pub const VAR_ENTRY_COST: u64 = 96;
 /// Host bytes per open WASI descriptor (resource-table entry, cap-std handle, kernel file).
 pub const DESCRIPTOR_COST: u64 = 4096;
 /// The most a plugin may hand the host in one WASI call (paths, iovec and subscription
-/// arrays, a buffer written to stdout), wasmtime's "hostcall fuel": a copy past it fails with
-/// `ENOMEM` before the host allocates. wasmtime's default is 128 MiB a call, more than the
-/// default policy's whole memory. Here it is what one call may legitimately hand over: the
-/// largest write to stdout (the output limit, at least 1 MiB) and 64 KiB of paths and arrays
-/// beside it (a path is at most 4 KiB and an iovec array 1,024 entries on Linux).
-pub fn hostcall_bytes(output_limit: u64) -> usize {
-    usize::try_from(output_limit.max(1 << 20) + (64 << 10)).unwrap_or(usize::MAX)
-}
+/// arrays), wasmtime's "hostcall fuel": a copy past it fails with `ENOMEM` before the host
+/// allocates. wasmtime's default is 128 MiB a call, more than the default policy's whole
+/// memory; a path is at most 4 KiB and an iovec array 1,024 entries on Linux. The data of a
+/// read or write is not a copy of this kind (see `GuardedWasi::exempt_data`).
+pub const HOSTCALL_BYTES: usize = 1 << 20;
 
 /// A plugin's memory budget. Cheap to clone: clones share the count, so every instance of the
 /// plugin (its limiter, its Extism kernel, its WASI context) charges the one budget, and what

@@ -748,7 +748,7 @@ impl Plugin {
         }
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_hostcall_fuel(crate::budget::hostcall_bytes(self.limits.output.get()));
+        store.set_hostcall_fuel(crate::budget::HOSTCALL_BYTES);
         if self.epochs {
             store.epoch_deadline_trap();
         }

@@ -120,6 +120,7 @@ impl WasiSetup {
             quota_total: self.quota_total,
             quota_reached: false,
             input_bytes: input.len() as u64,
+            hostcall_fuel: 0,
         };
         Ok((guarded, stdio))
     }
@@ -148,6 +149,8 @@ pub struct GuardedWasi {
     pub quota_reached: bool,
     /// The stdin copy of the input, charged while the context lives.
     input_bytes: u64,
+    /// The hostcall fuel this WASI call started with (see [`crate::budget::HOSTCALL_BYTES`]).
+    hostcall_fuel: usize,
 }
 
 /// What the context holds goes back to the plugin's budget with it.
@@ -184,6 +187,32 @@ impl GuardedWasi {
             }
         }
         Ok(0)
+    }
+
+    /// What the next `fd_read` will read at most: wasmtime-wasi reads into the first
+    /// non-empty buffer.
+    fn first_read_len(memory: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<u64, types::Error> {
+        for iov in iovs.iter() {
+            let iov = memory.read(iov?)?;
+            if iov.buf_len != 0 {
+                return Ok(u64::from(iov.buf_len));
+            }
+        }
+        Ok(0)
+    }
+
+    /// wasmtime-wasi takes the data buffer of a read or write out of the hostcall fuel as if
+    /// it copied it, so a plugin could not read a file in one call of more than the fuel.
+    /// With the plugin's memory unshared it does not copy it: a file's bytes go straight
+    /// between the file and that memory, and stdout's are charged to the budget and capped by
+    /// the output limit (`before_write`). Then the buffer gets fuel of its own; the iovec array
+    /// still draws on the call's. A shared memory is copied through a host buffer: no fuel
+    /// beyond the call's.
+    fn exempt_data(&mut self, memory: &GuestMemory<'_>, len: u64) {
+        if matches!(memory, GuestMemory::Unshared(_)) {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1::set_hostcall_fuel(&mut self.ctx, self.hostcall_fuel.saturating_add(len));
+        }
     }
 
     /// Before a write of `len` bytes to `fd`: stdio is charged to the memory budget and capped
@@ -228,6 +257,7 @@ impl GuardedWasi {
 
 impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for GuardedWasi {
     fn set_hostcall_fuel(&mut self, fuel: usize) {
+        self.hostcall_fuel = fuel;
         self.ctx.set_hostcall_fuel(fuel)
     }
 
@@ -288,10 +318,14 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn fd_read(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray) -> Result<types::Size, types::Error> {
+        let len = GuardedWasi::first_read_len(memory, iovs)?;
+        self.exempt_data(memory, len);
         self.ctx.fd_read(memory, fd, iovs).await
     }
 
     async fn fd_pread(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
+        let len = GuardedWasi::first_read_len(memory, iovs)?;
+        self.exempt_data(memory, len);
         self.ctx.fd_pread(memory, fd, iovs, offset).await
     }
 
@@ -447,6 +481,7 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     async fn fd_write(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray) -> Result<types::Size, types::Error> {
         let len = GuardedWasi::first_buffer_len(memory, ciovs)?;
         self.before_write(fd, len)?;
+        self.exempt_data(memory, len);
         let written = self.ctx.fd_write(memory, fd, ciovs).await?;
         self.after_write(fd, written);
         Ok(written)
@@ -461,6 +496,7 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     ) -> Result<types::Size, types::Error> {
         let len = GuardedWasi::first_buffer_len(memory, ciovs)?;
         self.before_write(fd, len)?;
+        self.exempt_data(memory, len);
         let written = self.ctx.fd_pwrite(memory, fd, ciovs, offset).await?;
         self.after_write(fd, written);
         Ok(written)
@@ -561,5 +597,60 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
             };
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
+
+    /// Runs `list` over a fresh memory, the buffer at offset 64; returns its result (or errno)
+    /// and the memory.
+    fn listing<F>(list: F) -> (Result<u32, String>, Vec<u8>)
+    where
+        F: AsyncFnOnce(&mut GuestMemory<'_>, GuestPtr<u8>) -> Result<types::Size, types::Error>,
+    {
+        let mut bytes = vec![0xa5u8; 8192];
+        let result = {
+            let mut memory = GuestMemory::Unshared(&mut bytes);
+            RUNTIME.block_on(list(&mut memory, GuestPtr::new(64)))
+        };
+        (result.map_err(|e| format!("{:?}", e.downcast())), bytes)
+    }
+
+    /// The sandbox's own `fd_readdir` writes exactly what wasmtime-wasi's does, byte for byte
+    /// (entries, order, cookies, inode numbers, the cut at the end of the buffer, errors), for
+    /// a directory of files, a subdirectory, links (one dangling) and a FIFO, at every cookie
+    /// and buffer sizes around an entry's.
+    #[test]
+    fn the_listing_is_wasmtime_wasis() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.txt", "bb", "a-much-longer-name-than-the-others.json"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", dir.path().join("dangling")).unwrap();
+        let fifo = std::ffi::CString::new(dir.path().join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path and a mode.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let grant = FsGrant { host: dir.path().display().to_string(), guest: "/d".into(), mode: FsMode::Ro };
+        let setup = WasiSetup { preopens: vec![(grant, FsMode::Ro)], written_total: Arc::default(), quota_call: 0, quota_total: 0 };
+        let budget = MemoryBudget::new(64 << 20, Arc::default());
+        let (mut guarded, _stdio) = setup.context(b"", 1 << 20, budget).unwrap();
+        let mut compared = 0;
+        for fd in [3u32, 0, 1, 9] {
+            for cookie in 0..12u64 {
+                for len in [0u32, 1, 8, 23, 24, 25, 30, 33, 64, 100, 200, 4096] {
+                    let ours = listing(async |m: &mut GuestMemory<'_>, buf| guarded.fd_readdir(m, fd.into(), buf, len, cookie).await);
+                    let theirs = listing(async |m: &mut GuestMemory<'_>, buf| guarded.ctx.fd_readdir(m, fd.into(), buf, len, cookie).await);
+                    assert_eq!(ours.0, theirs.0, "fd {fd}, cookie {cookie}, {len} bytes");
+                    assert!(ours.1 == theirs.1, "fd {fd}, cookie {cookie}, {len} bytes: the memory differs");
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 4 * 12 * 12);
     }
 }
