@@ -126,6 +126,17 @@ impl WasiSetup {
     }
 }
 
+/// The first of `lengths` that is not zero, or zero.
+fn first_non_empty(lengths: impl Iterator<Item = Result<types::Size, types::Error>>) -> Result<u64, types::Error> {
+    for length in lengths {
+        let length = length?;
+        if length != 0 {
+            return Ok(u64::from(length));
+        }
+    }
+    Ok(0)
+}
+
 /// wasmtime-wasi's preview 1 context, with the call budget's checks in front of it.
 pub struct GuardedWasi {
     ctx: WasiP1Ctx,
@@ -180,25 +191,13 @@ impl GuardedWasi {
 
     /// What the next `fd_write` will write: wasmtime-wasi writes the first non-empty buffer.
     fn first_buffer_len(memory: &GuestMemory<'_>, ciovs: types::CiovecArray) -> Result<u64, types::Error> {
-        for iov in ciovs.iter() {
-            let iov = memory.read(iov?)?;
-            if iov.buf_len != 0 {
-                return Ok(u64::from(iov.buf_len));
-            }
-        }
-        Ok(0)
+        first_non_empty(ciovs.iter().map(|iov| Ok(memory.read(iov?)?.buf_len)))
     }
 
     /// What the next `fd_read` will read at most: wasmtime-wasi reads into the first
     /// non-empty buffer.
     fn first_read_len(memory: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<u64, types::Error> {
-        for iov in iovs.iter() {
-            let iov = memory.read(iov?)?;
-            if iov.buf_len != 0 {
-                return Ok(u64::from(iov.buf_len));
-            }
-        }
-        Ok(0)
+        first_non_empty(iovs.iter().map(|iov| Ok(memory.read(iov?)?.buf_len)))
     }
 
     /// wasmtime-wasi takes the data buffer of a read or write out of the hostcall fuel as if
