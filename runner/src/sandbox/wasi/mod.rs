@@ -90,22 +90,8 @@ impl WasiSetup {
         builder.stdin(MemoryInputPipe::new(input.to_vec()));
         builder.stdout(stdio.stdout.clone());
         builder.stderr(stdio.stderr.clone());
-        for (grant, mode) in &self.preopens {
-            let perms = match mode {
-                FsMode::Ro => wasmtime_wasi::FsPerms::ReadOnly,
-                FsMode::Rw => wasmtime_wasi::FsPerms::ReadWrite,
-            };
-            builder
-                .preopened_dir(&grant.host, &grant.guest, perms)
-                .map_err(|e| format!("cannot preopen {} as {}: {e:#}", grant.host, grant.guest))?;
-        }
-        // Preopens are descriptors 3, 4, ... in the order they were given.
-        let mut directories = directories::Directories::default();
-        for (fd, (grant, _)) in (3u32..).zip(&self.preopens) {
-            directories
-                .preopened(fd, std::path::Path::new(&grant.host))
-                .map_err(|e| format!("cannot preopen {} as {}: {e}", grant.host, grant.guest))?;
-        }
+        // A context that is not made holds nothing: the input's charge goes back.
+        let directories = self.preopen(&mut builder).inspect_err(|_| budget.release(input.len() as u64))?;
         let guarded = GuardedWasi {
             ctx: builder.build_p1(),
             budget,
@@ -123,6 +109,27 @@ impl WasiSetup {
             hostcall_fuel: 0,
         };
         Ok((guarded, stdio))
+    }
+
+    /// Gives `builder` the granted directories, and opens the sandbox's own handle to each
+    /// (see [`directories`]): preopens are descriptors 3, 4, ... in the order they are given.
+    fn preopen(&self, builder: &mut wasmtime_wasi::WasiCtxBuilder) -> Result<directories::Directories, String> {
+        for (grant, mode) in &self.preopens {
+            let perms = match mode {
+                FsMode::Ro => wasmtime_wasi::FsPerms::ReadOnly,
+                FsMode::Rw => wasmtime_wasi::FsPerms::ReadWrite,
+            };
+            builder
+                .preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|e| format!("cannot preopen {} as {}: {e:#}", grant.host, grant.guest))?;
+        }
+        let mut directories = directories::Directories::default();
+        for (fd, (grant, _)) in (3u32..).zip(&self.preopens) {
+            directories
+                .preopened(fd, std::path::Path::new(&grant.host))
+                .map_err(|e| format!("cannot preopen {} as {}: {e}", grant.host, grant.guest))?;
+        }
+        Ok(directories)
     }
 }
 
@@ -616,6 +623,22 @@ mod tests {
             RUNTIME.block_on(list(&mut memory, GuestPtr::new(64)))
         };
         (result.map_err(|e| format!("{:?}", e.downcast())), bytes)
+    }
+
+    /// A context that cannot be made (a granted directory that is gone) holds nothing of the
+    /// budget; one that is made holds the input until it is dropped.
+    #[test]
+    fn a_context_not_made_gives_the_input_back() {
+        let gone = FsGrant { host: "/nonexistent/stockade-test".into(), guest: "/d".into(), mode: FsMode::Ro };
+        let setup = WasiSetup { preopens: vec![(gone, FsMode::Ro)], written_total: Arc::default(), quota_call: 0, quota_total: 0 };
+        let budget = MemoryBudget::standalone(1 << 20);
+        assert!(setup.context(b"some input", 1 << 20, budget.clone()).is_err());
+        assert_eq!(budget.in_use(), 0);
+        let setup = WasiSetup { preopens: Vec::new(), written_total: Arc::default(), quota_call: 0, quota_total: 0 };
+        let made = setup.context(b"some input", 1 << 20, budget.clone()).unwrap();
+        assert_eq!(budget.in_use(), 10);
+        drop(made);
+        assert_eq!(budget.in_use(), 0);
     }
 
     /// The sandbox's own `fd_readdir` writes exactly what wasmtime-wasi's does, byte for byte
