@@ -278,6 +278,9 @@ pub struct Analysis {
     /// repeats, so an upper bound).
     #[serde(skip)]
     pub escaping_functions: u64,
+    /// Globals the module defines.
+    #[serde(skip)]
+    pub defined_globals: u64,
     #[serde(skip)]
     pub bodies: Vec<FunctionBody>,
     pub data_segments: u64,
@@ -718,6 +721,7 @@ impl Collector {
                 }
             }
             Payload::GlobalSection(reader) => {
+                a.defined_globals += u64::from(reader.count());
                 for global in reader.clone() {
                     if global?.ty.content_type.is_reference_type() {
                         a.escaping_functions += 1;
@@ -840,6 +844,23 @@ impl Analysis {
             .saturating_add(escaping.saturating_mul(ControlFlow::ESCAPING_FUNCTION_UNITS))
     }
 
+    /// Host bytes an instance of the module holds beside its linear memories and table
+    /// elements, at most: wasmtime's `VMContext` (a function reference for every function that
+    /// escapes, an import record for every imported function, table and memory, a definition
+    /// for every global, table and memory) and the instance's own header. The on-demand
+    /// allocator has no cap of its own: the sandbox charges this to the memory budget when it
+    /// makes a store for the instance.
+    pub fn instance_bytes(&self) -> u64 {
+        const HEADER: u64 = 4096;
+        let escaping = self.escaping_functions.min(self.defined_functions.saturating_add(self.imported_functions));
+        let tables_and_memories = (self.tables.len() + self.memories.len()) as u64;
+        HEADER
+            .saturating_add(escaping.saturating_mul(32))
+            .saturating_add(self.imported_functions.saturating_mul(24))
+            .saturating_add(self.defined_globals.saturating_mul(16))
+            .saturating_add(tables_and_memories.saturating_mul(32))
+    }
+
     fn empty(kind: ModuleKind) -> Analysis {
         Analysis {
             kind,
@@ -852,6 +873,7 @@ impl Analysis {
             defined_functions: 0,
             imported_functions: 0,
             escaping_functions: 0,
+            defined_globals: 0,
             bodies: Vec::new(),
             data_segments: 0,
             data_bytes: 0,
@@ -929,6 +951,19 @@ mod tests {
         // The same function exported three times is counted three times, but at most once per
         // function the module defines.
         assert_eq!(cost(r#"(module (func $a (export "x") (export "y") (export "z")))"#), escaping);
+    }
+
+    /// What an instance is charged grows with its globals, its escaping functions and its
+    /// imported functions, and is never nothing.
+    #[test]
+    fn the_instance_is_charged_by_its_parts() {
+        let bytes = |text: &str| analyze(&wat(text), &FeatureSet::default()).unwrap().instance_bytes();
+        let empty = bytes("(module)");
+        assert!(empty > 0);
+        assert_eq!(bytes("(module (global i32 (i32.const 0)) (global i64 (i64.const 0)))"), empty + 2 * 16);
+        assert_eq!(bytes(r#"(module (func (export "a")) (func))"#), empty + 32);
+        assert_eq!(bytes(r#"(module (import "env" "f" (func)))"#), empty + 24);
+        assert_eq!(bytes("(module (memory 1))"), empty + 32);
     }
 
     #[test]

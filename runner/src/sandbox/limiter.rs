@@ -19,6 +19,9 @@ pub(crate) struct Limiter {
     last_table_growth: u64,
     /// Fuel the call started with, when fuel is metered.
     pub fuel_given: Option<u64>,
+    /// What the store's instance holds beside memories and tables, charged when the store is
+    /// made ([`Limiter::hold_instance`]).
+    instance_bytes: u64,
 }
 
 impl Limiter {
@@ -33,7 +36,16 @@ impl Limiter {
             last_growth: 0,
             last_table_growth: 0,
             fuel_given: limits.fuel,
+            instance_bytes: 0,
         }
+    }
+
+    /// Charges what the instance will hold beside its memories and tables
+    /// ([`crate::analyze::Analysis::instance_bytes`]) before it is made.
+    pub fn hold_instance(&mut self, bytes: u64) -> Result<(), crate::abi::HostFault> {
+        self.budget.charge(bytes, "the instance")?;
+        self.instance_bytes += bytes;
+        Ok(())
     }
 }
 
@@ -99,7 +111,8 @@ const TABLE_ELEMENT_BYTES: u64 = 8;
 /// budget.
 impl Drop for Limiter {
     fn drop(&mut self) {
-        self.budget.release(self.linear_bytes.saturating_add(self.table_elements.saturating_mul(TABLE_ELEMENT_BYTES)));
+        let tables = self.table_elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        self.budget.release(self.linear_bytes.saturating_add(tables).saturating_add(self.instance_bytes));
     }
 }
 

@@ -371,6 +371,7 @@ impl Sandbox {
             limits,
             idle: Mutex::new(Vec::new()),
             compile_ns,
+            instance_bytes: analysis.instance_bytes(),
             vetting: Box::new(vetting),
             epochs: self.epochs,
         }))
@@ -439,6 +440,8 @@ pub struct Plugin {
     /// Instances that returned normally, reset, waiting for the next call.
     idle: Mutex<Vec<Warm>>,
     compile_ns: u64,
+    /// What each instance holds beside its memories and tables, charged per store.
+    instance_bytes: u64,
     vetting: Box<Vetting>,
     /// The code carries epoch checks (see [`Plugin::deadline_by_process`]).
     epochs: bool,
@@ -735,6 +738,9 @@ impl Plugin {
             wasi: None,
             stdio: None,
         };
+        if let Err(fault) = state.limiter.hold_instance(self.instance_bytes) {
+            return Err(Outcome::failed(fault.code(), fault.to_string()).with_stats(stats.clone()).at(Stage::Instantiate));
+        }
         if let Some(setup) = &self.wasi {
             match setup.context(&input.bytes, self.limits.output.get(), budget) {
                 Ok((context, stdio)) => {
