@@ -197,14 +197,26 @@ impl GuardedWasi {
     }
 
     /// What the next `fd_write` will write: wasmtime-wasi writes the first non-empty buffer.
-    fn first_buffer_len(memory: &GuestMemory<'_>, ciovs: types::CiovecArray) -> Result<u64, types::Error> {
+    fn first_buffer_len(&self, memory: &GuestMemory<'_>, ciovs: types::CiovecArray) -> Result<u64, types::Error> {
+        self.within_hostcall_bytes(ciovs.len(), size_of::<types::Ciovec>())?;
         first_non_empty(ciovs.iter().map(|iov| Ok(memory.read(iov?)?.buf_len)))
     }
 
     /// What the next `fd_read` will read at most: wasmtime-wasi reads into the first
     /// non-empty buffer.
-    fn first_read_len(memory: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<u64, types::Error> {
+    fn first_read_len(&self, memory: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<u64, types::Error> {
+        self.within_hostcall_bytes(iovs.len(), size_of::<types::Iovec>())?;
         first_non_empty(iovs.iter().map(|iov| Ok(memory.read(iov?)?.buf_len)))
+    }
+
+    /// An array the plugin hands over is refused by its length, as wasmtime-wasi refuses it
+    /// (`ENOMEM`, past the hostcall fuel), before it is walked: walking a 1 GiB array of empty
+    /// iovecs for its first buffer took a second that no deadline could interrupt.
+    fn within_hostcall_bytes(&self, entries: u32, entry_bytes: usize) -> Result<(), types::Error> {
+        if (entries as usize).saturating_mul(entry_bytes) > self.hostcall_fuel {
+            return Err(types::Errno::Nomem.into());
+        }
+        Ok(())
     }
 
     /// wasmtime-wasi takes the data buffer of a read or write out of the hostcall fuel as if
@@ -324,13 +336,13 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn fd_read(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray) -> Result<types::Size, types::Error> {
-        let len = GuardedWasi::first_read_len(memory, iovs)?;
+        let len = self.first_read_len(memory, iovs)?;
         self.exempt_data(memory, len);
         self.ctx.fd_read(memory, fd, iovs).await
     }
 
     async fn fd_pread(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
-        let len = GuardedWasi::first_read_len(memory, iovs)?;
+        let len = self.first_read_len(memory, iovs)?;
         self.exempt_data(memory, len);
         self.ctx.fd_pread(memory, fd, iovs, offset).await
     }
@@ -485,7 +497,7 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
     }
 
     async fn fd_write(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray) -> Result<types::Size, types::Error> {
-        let len = GuardedWasi::first_buffer_len(memory, ciovs)?;
+        let len = self.first_buffer_len(memory, ciovs)?;
         self.before_write(fd, len)?;
         self.exempt_data(memory, len);
         let written = self.ctx.fd_write(memory, fd, ciovs).await?;
@@ -500,7 +512,7 @@ impl wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 for Guarded
         ciovs: types::CiovecArray,
         offset: types::Filesize,
     ) -> Result<types::Size, types::Error> {
-        let len = GuardedWasi::first_buffer_len(memory, ciovs)?;
+        let len = self.first_buffer_len(memory, ciovs)?;
         self.before_write(fd, len)?;
         self.exempt_data(memory, len);
         let written = self.ctx.fd_pwrite(memory, fd, ciovs, offset).await?;
