@@ -25,6 +25,9 @@ pub const LOG_LINE_COST: u64 = 32;
 pub const VAR_ENTRY_COST: u64 = 96;
 /// Host bytes per open WASI descriptor (resource-table entry, cap-std handle, kernel file).
 pub const DESCRIPTOR_COST: u64 = 4096;
+/// Host bytes per table element: a function or external reference is a pointer (wasmtime 48,
+/// 64-bit hosts).
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
 /// The most a plugin may hand the host in one WASI call (paths, iovec and subscription
 /// arrays), wasmtime's "hostcall fuel": a copy past it fails with `ENOMEM` before the host
 /// allocates. wasmtime's default is 128 MiB a call, more than the default policy's whole

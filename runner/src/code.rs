@@ -216,9 +216,11 @@ codes! {
          can make it run here; the plugin must be rebuilt.";
     MemoryTooLarge = "memory-too-large", Static, Error, overridable: true,
         "the module's initial linear memory exceeds the policy's `memory` limit",
-        "The sum of the initial sizes of the module's linear memories is larger than \
-         `limits.memory`, so it could never be instantiated under this policy. Lower the \
-         initial memory (for Rust, the linker's `--initial-memory`), or raise the limit.";
+        "What instantiating the module takes from `limits.memory` is larger than the limit, so \
+         it could never be instantiated under this policy: the initial sizes of its linear \
+         memories, 8 bytes for each initial table element, and the instance's own state (a few \
+         KiB, and 16 bytes a global, 24 an imported function, 32 a function reference). Lower \
+         the initial memory (for Rust, the linker's `--initial-memory`), or raise the limit.";
     TableTooLarge = "table-too-large", Static, Error, overridable: true,
         "the module's initial tables exceed the policy's `tables` limit",
         "The sum of the initial sizes of the module's tables is larger than `limits.tables` \

@@ -685,14 +685,20 @@ fn check_sizes(analysis: &Analysis, policy: &Policy, findings: &mut Findings<'_>
         }
     }
 
+    // What instantiating charges the memory budget, as the sandbox charges it: linear memory,
+    // table elements and the instance itself.
     let memory = analysis.initial_memory_bytes();
-    if memory > limits.memory.get() {
+    let tables = analysis.initial_table_elements().saturating_mul(crate::budget::TABLE_ELEMENT_BYTES);
+    let instance = analysis.instance_bytes();
+    let needed = memory.saturating_add(tables).saturating_add(instance);
+    if needed > limits.memory.get() {
         let message = format!(
-            "the module's memories start at {memory} bytes; policy `{name}` allows at most {} in all",
+            "the module needs {needed} bytes to instantiate ({memory} of linear memory, {tables} of tables, {instance} of instance state); policy `{name}` allows at most {}",
             limits.memory
         );
-        if let Some(f) = findings.add(Code::MemoryTooLarge, message) {
-            f.at(analysis.memories[0].offset);
+        let first = analysis.memories.first().map(|m| m.offset).or(analysis.tables.first().map(|t| t.offset));
+        if let (Some(f), Some(offset)) = (findings.add(Code::MemoryTooLarge, message), first) {
+            f.at(offset);
         }
     }
     if analysis.memories.len() as u64 > u64::from(limits.memories) {

@@ -197,3 +197,32 @@ proptest! {
         );
     }
 }
+
+/// At the memory limit's edge vet and the sandbox agree: what instantiating charges (linear
+/// memory, 8 bytes a table element, the instance's own state) is what vet adds up, so a
+/// module vet passes instantiates and one it refuses as `memory-too-large` does not.
+#[test]
+fn vet_and_the_sandbox_agree_at_the_memory_limit() {
+    let text = "[policy]\nname = \"edge\"\n[limits]\nmemory = \"128KiB\"\ntables = 100000\n";
+    let policy = Policy::from_toml(text, stockade::document::Origin::File("edge.toml".into())).unwrap();
+    let sandbox = Sandbox::new(&policy).unwrap();
+    for (module, fits) in [
+        ("(module (memory 1))", true),
+        ("(module (memory 2))", false),
+        ("(module (memory 1) (table 1000 funcref))", true),
+        ("(module (memory 1) (table 8000 funcref))", false),
+        ("(module (memory 1) (global i32 (i32.const 0)))", true),
+    ] {
+        let file = PluginFile::new("/nonexistent/edge.wat", module.as_bytes().to_vec());
+        let vetting = stockade::vet(&file, &VetOptions::new(&policy)).unwrap();
+        let refused_for_memory = vetting.findings.iter().any(|f| f.code == Code::MemoryTooLarge);
+        assert_eq!(!refused_for_memory, fits, "vet of {module}: {:?}", vetting.findings.iter().map(|f| &f.message).collect::<Vec<_>>());
+        let options = LoadOptions { skip_static_check: true, ..LoadOptions::default() };
+        let runs = match sandbox.load(&file, &options).unwrap() {
+            Load::Ready(plugin) => plugin.instantiate().map_err(|o| o.code),
+            Load::Failed(outcome) => Err(outcome.code),
+            Load::Refused(_) => panic!("{module} did not analyse"),
+        };
+        assert_eq!(runs.is_ok(), fits, "the sandbox on {module}: {runs:?}");
+    }
+}

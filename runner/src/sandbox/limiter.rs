@@ -2,7 +2,7 @@
 //! budget (which the host-side state draws on too), tables at their real bytes per element;
 //! table elements are also capped in sum.
 
-use crate::budget::MemoryBudget;
+use crate::budget::{MemoryBudget, TABLE_ELEMENT_BYTES};
 use crate::policy::Limits;
 
 pub(crate) struct Limiter {
@@ -103,9 +103,6 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// Host bytes per table element: a function or external reference is a pointer (wasmtime 48,
-/// 64-bit hosts).
-const TABLE_ELEMENT_BYTES: u64 = 8;
 
 /// A store's memories and tables go with it: what they were charged goes back to the plugin's
 /// budget.
