@@ -38,6 +38,7 @@ fn run() -> u8 {
             .with_writer(std::io::stderr)
             .init();
     }
+    args.global.apply();
     match args.command.run() {
         Ok(status) => status.code(),
         Err(error) => {

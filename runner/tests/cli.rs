@@ -800,13 +800,91 @@ fn a_process_watchdog_report_needs_no_second_reading_of_the_policy() {
     assert!(text.contains("of 3MiB"), "the piped policy's memory limit: {text}");
 }
 
-/// `--timed-out` is the process watchdog's, not an operator's: what it did not write is refused
-/// as a bad argument.
+/// The process watchdog reads nothing of the command line: a global option, before or after
+/// the subcommand, leaves a timeout a timeout (a watchdog that re-executed the program with
+/// figures spliced in at a fixed argument turned it into a usage error).
 #[test]
-fn run_refuses_figures_the_watchdog_did_not_write() {
-    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
-    let out = stockade(&["run", greet, "--call", "greet", "--timed-out", "12"]);
+fn a_global_option_leaves_the_process_watchdogs_timeout_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let spin = dir.path().join("spin.wat");
+    std::fs::write(&spin, r#"(module (func (export "spin") (loop (br 0))))"#).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[policy]\nname = \"t\"\n[limits]\ntimeout = \"300ms\"\n[engine]\ndeadline = \"process\"\n").unwrap();
+    let (spin, policy) = (spin.to_str().unwrap(), policy.to_str().unwrap());
+    let before = ["--color", "never", "run", spin, "--call", "spin", "--policy", policy, "--format", "json"];
+    let after = ["run", "--color", "always", spin, "--call", "spin", "--policy", policy, "--format", "json"];
+    for args in [&before[..], &after[..]] {
+        let out = stockade(args);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stderr(&out)));
+        assert_eq!((code(&out), json["outcome"].as_str(), json["stage"].as_str()), (1, Some("timeout"), Some("call")), "{args:?}: {json}");
+        assert!(json["error"].as_str().unwrap().contains("process watchdog"), "{json}");
+    }
+    // The watchdog has no entry point of its own on the command line.
+    let out = stockade(&["run", spin, "--call", "spin", "--timed-out", "12"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(stderr(&out).trim_end().lines().count(), 1, "{}", stderr(&out));
     assert!(out.stdout.is_empty());
+}
+
+/// `--color always` colours a pipe and `--color never` a would-be terminal's output: the flag,
+/// not the descriptor, decides.
+#[test]
+fn the_global_color_option_decides_colour() {
+    let wat = "../corpus/guests/extism-greet/extism-greet.wasm";
+    let always = stockade(&["--color", "always", "vet", wat]);
+    let never = stockade(&["vet", wat, "--color", "never"]);
+    assert_eq!((code(&always), code(&never)), (0, 0), "{}{}", stderr(&always), stderr(&never));
+    assert!(always.stdout.contains(&0x1b), "{}", String::from_utf8_lossy(&always.stdout));
+    assert!(!never.stdout.contains(&0x1b), "{}", String::from_utf8_lossy(&never.stdout));
+    let bad = stockade(&["--color", "sometimes", "vet", wat]);
+    assert_eq!(code(&bad), 2);
+    assert_eq!(stderr(&bad).trim_end().lines().count(), 1, "{}", stderr(&bad));
+}
+
+/// The process starts as any Rust program does (std's `main`), and what the CLI relies on from
+/// that start holds: with its standard descriptors closed, a run neither fails nor writes its
+/// files' bytes where its output would have been, and a reader that goes away early makes a
+/// write error, not a death by SIGPIPE.
+#[test]
+fn closed_standard_descriptors_and_a_closed_pipe_are_handled() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let dir = tempfile::tempdir().unwrap();
+    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    // Standard output alone closed: a file opened without std's set-up would take descriptor
+    // 1 and get the report (an error where it was opened read-only, a corrupt file where not).
+    for closed in [&[1][..], &[0, 1, 2]] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stockade"));
+        command
+            .args(["run", greet, "--call", "greet", "--input", "world", "--format", "json"])
+            .env("STOCKADE_CACHE_DIR", dir.path().join("cache"))
+            .stderr(std::process::Stdio::piped());
+        let closed = closed.to_vec();
+        // SAFETY: close is async-signal-safe, and the child closes only its own descriptors.
+        unsafe {
+            command.pre_exec(move || {
+                for fd in &closed {
+                    libc::close(*fd);
+                }
+                Ok(())
+            });
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{:?}: {}", out.status, stderr(&out));
+    }
+    // The cache the closed-descriptor runs filled is whole: a run from it succeeds.
+    let out = common::stockade_with_env(&["run", greet, "--call", "greet", "--input", "world"], &[("STOCKADE_CACHE_DIR", &dir.path().join("cache"))]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello, world"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A reader that closes the pipe at once: the writer gets EPIPE and exits with a status, not
+    // a signal.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(["explain"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), None, "killed by a signal: {status:?}");
 }

@@ -37,8 +37,37 @@ Exit status:
 #[derive(Parser)]
 #[command(name = "stockade", version, about, after_help = EXIT_STATUS)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every subcommand takes, before or after its name.
+#[derive(clap::Args)]
+pub struct GlobalOpts {
+    /// When to colour the output: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl GlobalOpts {
+    /// Makes the options take effect for the whole process.
+    pub fn apply(&self) {
+        let choice = match self.color {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
 }
 
 /// Each subcommand's arguments are built only when it is the one invoked (`defer`): building

@@ -6,8 +6,7 @@ use stockade::Code;
 use stockade::report;
 use stockade::policy::{Compiler, Limits};
 use stockade::sandbox::cache::Source;
-use anyhow::Context;
-use stockade::sandbox::{Load, LoadOptions, Outcome, Sandbox, TimedOut};
+use stockade::sandbox::{Load, LoadOptions, Outcome, Sandbox};
 
 use super::{CallArgs, CompileArgs, HumanOrJson, LoadArgs, Status};
 
@@ -29,15 +28,7 @@ pub struct Opts {
 
     #[arg(long, short = 'f', value_enum, default_value_t = HumanOrJson::Human)]
     format: HumanOrJson,
-
-    /// Set by the process watchdog when it executes this command again at the call's deadline:
-    /// the figures of the call it ended, to report (nothing is loaded or run).
-    #[arg(long = "timed-out", hide = true, value_name = "FIGURES")]
-    timed_out: Option<String>,
 }
-
-/// The flag the process watchdog re-executes this command with.
-const TIMED_OUT_FLAG: &str = "--timed-out";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -67,10 +58,6 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
-        if let Some(figures) = &self.timed_out {
-            let timed_out = TimedOut::decode(figures).context("`--timed-out` is for the process watchdog, which sets it")?;
-            return self.report(&timed_out.outcome(), &timed_out.limits);
-        }
         let policy = self.load.policy.load()?;
         let input = self.target.input(policy.limits.input.get())?;
         let sandbox = Sandbox::with_options(&policy, &self.compile.sandbox_options())?;
@@ -89,18 +76,15 @@ impl Opts {
             Load::Failed(outcome) => outcome,
             Load::Ready(plugin) => {
                 // Without epoch checks in the code, the process is the deadline: at the call's
-                // timeout the `timeout` outcome is printed as this command would print it, and
-                // the process ends. Executing this command again to print it needs no thread;
-                // where that cannot be done, a watchdog thread prints it.
+                // timeout the watchdog thread prints the `timeout` outcome as this command would
+                // print it, and ends the process.
                 let watchdog = plugin.deadline_by_process().then(|| {
-                    plugin.watchdog_by_reexec(&input, TIMED_OUT_FLAG).unwrap_or_else(|| {
-                        let (format, function, limits, colored) = (self.format, self.target.call.clone(), policy.limits.clone(), super::stdout_colored());
-                        plugin.watchdog(&input, move |outcome| {
-                            let text = render(format, &outcome, &function, &limits, colored);
-                            let mut out = std::io::stdout().lock();
-                            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-                            std::process::exit(i32::from(super::EXIT_FINDINGS));
-                        })
+                    let (format, function, limits, colored) = (self.format, self.target.call.clone(), policy.limits.clone(), super::stdout_colored());
+                    plugin.watchdog(&input, move |outcome| {
+                        let text = render(format, &outcome, &function, &limits, colored);
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                        std::process::exit(i32::from(super::EXIT_FINDINGS));
                     })
                 });
                 let outcome = plugin.call(&self.target.call, &input);

@@ -536,14 +536,6 @@ impl Plugin {
         })
     }
 
-    /// The watchdog of a process that makes this one call and reports it (`stockade run`): at
-    /// the deadline the program is executed again with `flag` and the call's figures (see
-    /// [`Watchdog::arm_reexec`]), to report the outcome [`TimedOut::outcome`] makes of them.
-    /// No thread is started. `None` where the process cannot be executed again.
-    pub fn watchdog_by_reexec(&self, input: &Input, flag: &str) -> Option<Watchdog> {
-        Watchdog::arm_reexec(self.limits.timeout.get() + watchdog::GRACE, flag, &self.timeout_stats(input), &self.limits, &self.budget)
-    }
-
     /// What a call ended at its deadline reports, but for its peak memory.
     fn timeout_stats(&self, input: &Input) -> Stats {
         Stats {
