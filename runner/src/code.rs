@@ -314,7 +314,7 @@ codes! {
          carries the trap kind. The instance is discarded; the next call gets a fresh one.";
     Timeout = "timeout", Runtime, Error, overridable: false,
         "the call ran longer than the policy's `timeout`",
-        "The call was interrupted at its wall-clock deadline (epoch interruption).";
+        "The call was interrupted at its wall-clock deadline: by the epoch checks in its code, or, where the process is the boundary (`run`, conformance and out-of-process workers), by the process watchdog, which reports the call and ends the process.";
     FuelExhausted = "fuel-exhausted", Runtime, Error, overridable: false,
         "the call used more instructions than the policy's `fuel`",
         "The call was stopped when it had executed the number of instructions the policy's \
