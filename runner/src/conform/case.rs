@@ -161,8 +161,9 @@ pub struct CaseDir {
 /// A case that could not be read: the corpus is the operator's input, so this is a tool error.
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    // The I/O error is part of the message, not a source: a chain would print it twice.
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error(transparent)]
     Document(#[from] DocumentError),
     #[error("{path}: {message}")]
@@ -179,7 +180,7 @@ pub fn discover(corpus: &Path) -> Result<Vec<CaseDir>, CaseError> {
 }
 
 fn walk(corpus: &Path, dir: &Path, cases: &mut Vec<CaseDir>) -> Result<(), CaseError> {
-    let read_error = |source| CaseError::Read { path: dir.display().to_string(), source };
+    let read_error = |source| CaseError::Read { path: dir.display().to_string(), error: source };
     let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(read_error)?.collect::<Result<_, _>>().map_err(read_error)?;
     entries.sort_by_key(|e| e.file_name());
     if entries.iter().any(|e| e.file_name() == CASE_FILE) {
@@ -222,7 +223,7 @@ impl Case {
     pub fn read(found: &CaseDir, base_policy: &Policy, http: &str, scratch: &str) -> Result<Case, CaseError> {
         let path = found.dir.join(CASE_FILE);
         let raw = crate::source::read_regular_text(&path, crate::source::MAX_DOCUMENT_BYTES)
-            .map_err(|source| CaseError::Read { path: path.display().to_string(), source })?;
+            .map_err(|source| CaseError::Read { path: path.display().to_string(), error: source })?;
         let dir = std::path::absolute(&found.dir).unwrap_or_else(|_| found.dir.clone());
         let uses_http = raw.contains("{http}") || raw.contains("{http_port}");
         let uses_scratch = raw.contains("{scratch}");

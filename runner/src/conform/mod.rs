@@ -56,7 +56,7 @@ pub struct Xfail {
 impl Xfails {
     pub fn read(path: &Path) -> Result<Xfails, CaseError> {
         let text = crate::source::read_regular_text(path, crate::source::MAX_DOCUMENT_BYTES)
-            .map_err(|source| CaseError::Read { path: path.display().to_string(), source })?;
+            .map_err(|source| CaseError::Read { path: path.display().to_string(), error: source })?;
         Ok(crate::document::from_toml(&text, crate::document::Origin::File(path.display().to_string()))?)
     }
 
@@ -163,7 +163,7 @@ pub fn run(options: &RunOptions, cases: &[CaseDir]) -> Result<Conformance, CaseE
             });
             if let Err(e) = spawned {
                 results.lock().unwrap_or_else(|e| e.into_inner())[0] =
-                    Some(Err(CaseError::Read { path: "a conform thread".into(), source: e }));
+                    Some(Err(CaseError::Read { path: "a conform thread".into(), error: e }));
             }
         }
     });
@@ -198,7 +198,7 @@ pub fn run(options: &RunOptions, cases: &[CaseDir]) -> Result<Conformance, CaseE
 /// SHA-256 over every file of the corpus (path and content), build trees left out.
 fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
     fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), CaseError> {
-        let read_error = |source| CaseError::Read { path: dir.display().to_string(), source };
+        let read_error = |source| CaseError::Read { path: dir.display().to_string(), error: source };
         for entry in std::fs::read_dir(dir).map_err(read_error)? {
             let entry = entry.map_err(read_error)?;
             let kind = entry.file_type().map_err(read_error)?;
@@ -221,7 +221,7 @@ fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
         // A symlink is hashed as its target path, not followed: cases plant links that point out.
         let content = match std::fs::read_link(&file) {
             Ok(target) => target.to_string_lossy().into_owned().into_bytes(),
-            Err(_) => crate::source::read_regular(&file, crate::source::MAX_MODULE_BYTES).map_err(|source| CaseError::Read { path: file.display().to_string(), source })?,
+            Err(_) => crate::source::read_regular(&file, crate::source::MAX_MODULE_BYTES).map_err(|source| CaseError::Read { path: file.display().to_string(), error: source })?,
         };
         hasher.update(format!("{relative}\0{}\n", hex::encode(Sha256::digest(&content))).as_bytes());
     }
@@ -230,7 +230,7 @@ fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
 
 /// A fresh scratch directory for a case, with the FIFOs, sockets and files it asks for.
 fn make_scratch(case: &Case) -> Result<tempfile::TempDir, CaseError> {
-    let error = |path: &std::path::Path, source| CaseError::Read { path: path.display().to_string(), source };
+    let error = |path: &std::path::Path, source| CaseError::Read { path: path.display().to_string(), error: source };
     let dir = tempfile::Builder::new().prefix("stockade-scratch-").tempdir().map_err(|e| error(std::path::Path::new("scratch"), e))?;
     for name in &case.file.scratch_fifos {
         let path = dir.path().join(name);
@@ -261,7 +261,7 @@ fn make_scratch(case: &Case) -> Result<tempfile::TempDir, CaseError> {
 fn run_case(found: &CaseDir, options: &RunOptions, supervisor: &mut Supervisor) -> Result<(CaseResult, String), CaseError> {
     let probe = Case::read(found, options.policy, PLAN_HTTP, PLAN_SCRATCH)?;
     let server = if probe.uses_http {
-        Some(loopback::Loopback::start().map_err(|source| CaseError::Read { path: "127.0.0.1".into(), source })?)
+        Some(loopback::Loopback::start().map_err(|source| CaseError::Read { path: "127.0.0.1".into(), error: source })?)
     } else {
         None
     };

@@ -47,8 +47,9 @@ pub const DEFAULT_INSTANCES_PER_PLUGIN: usize = 4;
 pub enum HostError {
     #[error(transparent)]
     Read(#[from] ReadError),
-    #[error("cannot read the plugin directory {path}: {source}")]
-    Directory { path: String, source: std::io::Error },
+    // The I/O error is part of the message, not a source: a chain would print it twice.
+    #[error("cannot read the plugin directory {path}: {error}")]
+    Directory { path: String, error: std::io::Error },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error("invalid Extism manifest {0}")]
@@ -287,7 +288,7 @@ impl Host {
 
     /// Loads every plugin of `dir` (see [`discover::plugin_paths`]).
     pub fn load_dir(&self, dir: &Path) -> Result<LoadReport, HostError> {
-        let paths = discover::plugin_paths(dir).map_err(|source| HostError::Directory { path: dir.display().to_string(), source })?;
+        let paths = discover::plugin_paths(dir).map_err(|source| HostError::Directory { path: dir.display().to_string(), error: source })?;
         self.load_files(&paths)
     }
 

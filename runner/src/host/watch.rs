@@ -101,7 +101,7 @@ impl Host {
                     }
                 }
             })
-            .map_err(|e| HostError::Directory { path: "the watch thread".into(), source: e })?;
+            .map_err(|e| HostError::Directory { path: "the watch thread".into(), error: e })?;
         Ok(Watch { _watcher: watcher, reloads, stop })
     }
 }
@@ -122,5 +122,5 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 fn watch_error(path: &Path, error: notify::Error) -> HostError {
-    HostError::Directory { path: path.display().to_string(), source: std::io::Error::other(error.to_string()) }
+    HostError::Directory { path: path.display().to_string(), error: std::io::Error::other(error.to_string()) }
 }
