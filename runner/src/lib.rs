@@ -31,6 +31,7 @@ pub mod signature;
 pub mod source;
 pub mod units;
 pub mod vet;
+pub mod worker;
 
 pub use code::{Code, Severity};
 

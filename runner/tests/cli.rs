@@ -888,3 +888,30 @@ fn closed_standard_descriptors_and_a_closed_pipe_are_handled() {
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), None, "killed by a signal: {status:?}");
 }
+
+/// A cold `run` compiles with Winch and leaves a background process (started through the
+/// worker layer, the policy in its wire form) compiling Cranelift's code into the cache; a
+/// later run gets that code from the disk.
+#[test]
+fn a_cold_run_fills_the_cache_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let greet = "../corpus/guests/extism-greet/extism-greet.wasm";
+    let run = || {
+        let out = common::stockade_with_env(&["run", greet, "--call", "greet", "--input", "w", "--format", "json"], &[("STOCKADE_CACHE_DIR", &dir.path().join("cache"))]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json["stats"]["compiler"].as_str().unwrap().to_string(), json["stats"]["module_from"].as_str().unwrap().to_string())
+    };
+    assert_eq!(run(), ("winch".to_string(), "compiled".to_string()));
+    // A bound a busy machine keeps: the fill compiles one small module.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (compiler, from) = run();
+        if from == "disk" {
+            assert_eq!(compiler, "cranelift");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the cache was not filled within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

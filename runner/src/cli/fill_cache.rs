@@ -1,13 +1,13 @@
 //! `stockade fill-cache` (hidden): what `run` leaves in the background after a cold run with
 //! Winch: the same module compiled by Cranelift into the cache, for the runs after it.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 use stockade::Policy;
 use stockade::sandbox::{Allocation, Sandbox, SandboxOptions};
+use stockade::worker::ProcessLimits;
 
 use super::Status;
 
@@ -25,12 +25,13 @@ pub struct Opts {
 }
 
 impl Opts {
-    /// Reads the policy (TOML) from stdin.
+    /// Reads the policy, in the worker layer's wire form, from a line on stdin.
     pub fn run(self) -> anyhow::Result<Status> {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read the policy from stdin")?;
-        let policy = Policy::from_toml(&text, stockade::document::Origin::Builtin("the policy on stdin"))?;
-        bound_this_process(&policy);
+        let line = stockade::worker::read_line_within(&mut std::io::stdin().lock(), stockade::source::MAX_DOCUMENT_BYTES)
+            .context("cannot read the policy from stdin")?
+            .context("no policy on stdin")?;
+        let wire: serde_json::Value = serde_json::from_slice(&line).context("the policy on stdin is not JSON")?;
+        let policy = stockade::worker::policy_from_wire(&wire, "the policy on stdin").map_err(anyhow::Error::msg)?;
         let file = super::read_plugin(&self.plugin, &policy)?;
         // The file may have changed since it was vetted: only the vetted bytes are compiled.
         if file.cache_key() != self.cache_key {
@@ -55,25 +56,18 @@ const DATA_OVERHEAD: u64 = 192 << 20;
 /// writing the module.
 const WALL_OVERHEAD_SECS: u64 = 5;
 
-/// This process outlives the run that started it, on nobody's watch: the kernel bounds it.
-/// Its writable memory (`RLIMIT_DATA`, what the compiler allocates) to the policy's memory
-/// limit plus a fixed overhead, so that a module vetting let through cannot make a background
-/// compile take more than a run of it may; and its wall time to the compile timeout plus a
-/// fixed overhead (`alarm`: SIGALRM ends it), so that it cannot outlive the checks it was
-/// started under by long. Past either, the process ends and nothing is cached.
-fn bound_this_process(policy: &Policy) {
-    let data = policy.limits.memory.get().saturating_add(DATA_OVERHEAD);
-    let limit = rustix::process::Rlimit { current: Some(data), maximum: Some(data) };
-    let _ = rustix::process::setrlimit(rustix::process::Resource::Data, limit);
+/// The process outlives the run that started it, on nobody's watch: the kernel bounds it, from
+/// before it runs. Its writable memory (`RLIMIT_DATA`, what the compiler allocates) to the
+/// policy's memory limit plus a fixed overhead, so that a module vetting let through cannot
+/// make a background compile take more than a run of it may; and its wall time to the compile
+/// timeout plus a fixed overhead (an alarm: SIGALRM ends it), so that it cannot outlive the
+/// checks it was started under by long. Past either, the process ends and nothing is cached.
+pub fn limits(policy: &Policy) -> ProcessLimits {
     let seconds = policy.limits.compile_timeout.get().as_secs().saturating_add(WALL_OVERHEAD_SECS);
-    // SAFETY: setting the signal mask and an alarm of this process; SIGALRM's disposition is
-    // the default (a freshly executed process), which ends the process.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGALRM);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGALRM, libc::SIG_DFL);
-        libc::alarm(u32::try_from(seconds).unwrap_or(u32::MAX));
+    ProcessLimits {
+        no_core_dumps: true,
+        data: Some(policy.limits.memory.get().saturating_add(DATA_OVERHEAD)),
+        alarm_seconds: Some(u32::try_from(seconds).unwrap_or(u32::MAX)),
+        ..ProcessLimits::default()
     }
 }

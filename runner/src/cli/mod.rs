@@ -284,24 +284,21 @@ impl CompileArgs {
     pub fn fill_cache_in_background(&self, plugin: &Path, cache_key: &str, policy: &Policy) {
         let Some(dir) = self.cache_dir() else { return };
         let Ok(program) = std::env::current_exe() else { return };
-        let mut command = std::process::Command::new(program);
-        command
-            .arg("fill-cache")
-            .arg(plugin)
-            .arg("--cache-key")
-            .arg(cache_key)
-            .arg("--cache-dir")
-            .arg(&dir)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        let worker = stockade::worker::WorkerCommand {
+            program,
+            args: ["fill-cache".into(), plugin.display().to_string(), "--cache-key".into(), cache_key.into(), "--cache-dir".into(), dir.display().to_string()].into(),
+        };
+        // Nobody waits for it: the kernel bounds it (fill_cache::limits).
+        let mut command = stockade::worker::command(&worker, fill_cache::limits(policy));
+        command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         // Its own process group: a Ctrl-C meant for this run does not stop the fill, and it
         // outlives this process.
-        #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let Ok(mut child) = command.spawn() else { return };
         if let Some(mut stdin) = child.stdin.take() {
-            let _ = std::io::Write::write_all(&mut stdin, toml::to_string(policy).unwrap_or_default().as_bytes());
+            let mut line = stockade::worker::policy_to_wire(policy).to_string();
+            line.push('\n');
+            let _ = std::io::Write::write_all(&mut stdin, line.as_bytes());
         }
     }
 }

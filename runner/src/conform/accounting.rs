@@ -15,66 +15,6 @@ fn timeval(t: libc::timeval) -> Duration {
     Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32).saturating_mul(1000))
 }
 
-/// A process's figures as `wait4` reports them when it has ended.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Ended {
-    /// The raw wait status.
-    pub status: i32,
-    pub peak_rss_bytes: u64,
-    pub user_cpu: Duration,
-    pub system_cpu: Duration,
-}
-
-impl Ended {
-    /// How it ended, in words.
-    pub fn describe(&self) -> String {
-        let status = self.status;
-        if libc::WIFEXITED(status) {
-            format!("exited with status {}", libc::WEXITSTATUS(status))
-        } else if libc::WIFSIGNALED(status) {
-            let signal = libc::WTERMSIG(status);
-            let name = match signal {
-                libc::SIGABRT => " (SIGABRT: an abort)",
-                libc::SIGKILL => " (SIGKILL: the OOM killer, or a cap)",
-                libc::SIGSEGV => " (SIGSEGV)",
-                libc::SIGBUS => " (SIGBUS)",
-                libc::SIGXFSZ => " (SIGXFSZ: past the file-size cap)",
-                _ => "",
-            };
-            format!("was killed by signal {signal}{name}")
-        } else {
-            format!("ended with wait status {status:#x}")
-        }
-    }
-}
-
-/// Reaps `pid` if it has ended (`block`: wait until it has), with its resource usage.
-pub fn reap(pid: i32, block: bool) -> std::io::Result<Option<Ended>> {
-    let mut status = 0;
-    // SAFETY: wait4 writes the status and the rusage it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let flags = if block { 0 } else { libc::WNOHANG };
-    loop {
-        let reaped = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
-        if reaped == pid {
-            return Ok(Some(Ended {
-                status,
-                // ru_maxrss is in KiB on Linux.
-                peak_rss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
-                user_cpu: timeval(usage.ru_utime),
-                system_cpu: timeval(usage.ru_stime),
-            }));
-        }
-        if reaped == 0 {
-            return Ok(None);
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
-}
-
 /// A live process's figures from /proc (Linux).
 pub struct Proc {
     pid: i32,

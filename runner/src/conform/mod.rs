@@ -26,7 +26,7 @@ pub use case::{Case, CaseDir, CaseError, CaseFile};
 pub use grade::{CPU_AFTER_DEADLINE_SLACK, RSS_OVERHEAD, WALL_SLACK};
 pub use merge::{MergeError, merge};
 pub use model::*;
-pub use supervisor::WorkerCommand;
+pub use crate::worker::WorkerCommand;
 
 use accounting::millis;
 use protocol::{CallRequest, WORKER_PROTOCOL, WorkerRequest};
@@ -348,8 +348,7 @@ fn run_case(found: &CaseDir, options: &RunOptions, supervisor: &mut Supervisor) 
 /// The case as the worker protocol carries it.
 fn request(case: &Case) -> Result<WorkerRequest, CaseError> {
     let invalid = |message: String| CaseError::Invalid { path: case.dir.display().to_string(), message };
-    let policy = toml::Table::try_from(&case.policy).map_err(|e| invalid(format!("the policy does not serialize: {e}")))?;
-    let json = |value: &toml::Table| serde_json::to_value(value).map_err(|e| invalid(format!("the policy does not serialize: {e}")));
+    let overrides = serde_json::to_value(&case.file.policy).map_err(|e| invalid(format!("the policy does not serialize: {e}")))?;
     let modules = case.modules();
     let path = |p: &Path| crate::report::display_path(p);
     let calls = case
@@ -372,8 +371,8 @@ fn request(case: &Case) -> Result<WorkerRequest, CaseError> {
         protocol: WORKER_PROTOCOL.into(),
         id: case.id.clone(),
         dir: path(&case.dir),
-        policy: json(&policy)?,
-        policy_overrides: json(&case.file.policy)?,
+        policy: crate::worker::policy_to_wire(&case.policy),
+        policy_overrides: overrides,
         manifest: case.file.manifest.as_ref().map(|m| path(&case.dir.join(m))),
         config: case.file.config.clone(),
         skip_static_check: case.file.skip_static_check,

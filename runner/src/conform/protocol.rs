@@ -51,9 +51,7 @@ pub struct WorkerRequest {
 impl WorkerRequest {
     /// The policy, read as Stockade reads a policy file (every range and rule checked).
     pub fn policy(&self) -> Result<crate::policy::Policy, String> {
-        let table: toml::Table = serde_json::from_value(self.policy.clone()).map_err(|e| e.to_string())?;
-        let text = toml::to_string(&table).map_err(|e| e.to_string())?;
-        crate::policy::Policy::from_toml(&text, crate::document::Origin::Builtin("the worker request")).map_err(|e| e.to_string())
+        crate::worker::policy_from_wire(&self.policy, "the worker request")
     }
 
     /// The keys the case sets over the run's policy, dotted (`limits.timeout`).

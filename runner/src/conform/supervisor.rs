@@ -2,24 +2,13 @@
 //! measures it from outside (peak RSS, CPU, wall) while enforcing hard caps. A worker that
 //! panics, aborts, is killed, hangs or balloons takes only its own case down.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::code::Code;
+use crate::worker::{Ended, NoLine, ProcessLimits, Worker as Process, WorkerCommand};
 
-use super::accounting::{self, Ended, Proc};
+use super::accounting::Proc;
 use super::protocol::{WORKER_PROTOCOL, WorkerRequest, WorkerResponse};
-
-/// The program that runs cases, and its arguments.
-#[derive(Clone, Debug)]
-pub struct WorkerCommand {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-}
 
 /// Every worker runs under these, whatever host it drives: no core dumps (an abort is a
 /// finding, not a 2 GB file), and no file past 256 MiB (a host without disk quotas cannot fill
@@ -35,8 +24,6 @@ const MAX_RESPONSE: u64 = 512 << 20;
 /// Answers to other requests a worker may write during one case before it is taken for broken
 /// (each is dropped and recorded; a worker that floods them would otherwise never be timed out).
 const MAX_DROPPED_ANSWERS: usize = 16;
-/// How much of a worker's stderr is kept, from the end, to say why it died.
-const STDERR_TAIL: usize = 2048;
 
 /// The hard caps of one case: past them the worker is killed.
 #[derive(Clone, Copy, Debug)]
@@ -107,14 +94,9 @@ impl Drop for Supervisor {
     }
 }
 
+/// A worker process and what is known of its size.
 struct Worker {
-    child: Child,
-    pid: i32,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    /// Disconnects when the worker's stderr reaches its end.
-    stderr_done: mpsc::Receiver<()>,
+    process: Process,
     proc: Proc,
     cases: usize,
     /// RSS after the first case: the worker's settled size.
@@ -125,75 +107,10 @@ struct Worker {
 
 impl Worker {
     fn spawn(command: &WorkerCommand) -> std::io::Result<Worker> {
-        let mut builder = Command::new(&command.program);
-        builder.args(&command.args).env("RUST_BACKTRACE", "0").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            builder.pre_exec(|| {
-                let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-                let file = libc::rlimit { rlim_cur: FILE_SIZE_CAP, rlim_max: FILE_SIZE_CAP };
-                if libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 || libc::setrlimit(libc::RLIMIT_FSIZE, &file) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = builder
-            .spawn()
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start it as a worker: {e}")))?;
-        let pid = child.id() as i32;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr_pipe = child.stderr.take().expect("stderr is piped");
-        let (send, lines) = mpsc::channel();
-        std::thread::Builder::new().name(format!("worker-{pid}-out")).spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = Vec::new();
-                match (&mut reader).take(MAX_RESPONSE).read_until(b'\n', &mut line) {
-                    Ok(0) => return,
-                    Ok(_) if line.last() != Some(&b'\n') => {
-                        let _ = send.send(Err(std::io::Error::other(if line.len() as u64 >= MAX_RESPONSE {
-                            format!("a response line longer than {MAX_RESPONSE} bytes")
-                        } else {
-                            "a response cut off by the end of its output".to_string()
-                        })));
-                        return;
-                    }
-                    Ok(_) => {
-                        if send.send(Ok(line)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = send.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        })?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let tail = stderr.clone();
-        let (stderr_closed, stderr_done) = mpsc::channel::<()>();
-        std::thread::Builder::new().name(format!("worker-{pid}-err")).spawn(move || {
-            // Dropped at the end of the pipe: what the worker said last is all in `tail`.
-            let _closed = stderr_closed;
-            let mut pipe = stderr_pipe;
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buffer) {
-                if n == 0 {
-                    return;
-                }
-                let mut kept = tail.lock().unwrap_or_else(|e| e.into_inner());
-                kept.extend_from_slice(&buffer[..n]);
-                if kept.len() > STDERR_TAIL {
-                    let cut = kept.len() - STDERR_TAIL;
-                    kept.drain(..cut);
-                }
-            }
-        })?;
-        let stdin = child.stdin.take();
-        Ok(Worker { child, pid, stdin, lines, stderr, stderr_done, proc: Proc::new(pid), cases: 0, settled_rss: None, last_rss: 0 })
+        let limits = ProcessLimits { no_core_dumps: true, file_size: Some(FILE_SIZE_CAP), ..ProcessLimits::default() };
+        let process = Process::spawn(command, limits, MAX_RESPONSE)?;
+        let proc = Proc::new(process.pid());
+        Ok(Worker { process, proc, cases: 0, settled_rss: None, last_rss: 0 })
     }
 
     /// Runs one case: (how it came back, its figures, whether the worker is still usable).
@@ -202,19 +119,14 @@ impl Worker {
         let _ = self.proc.reset_peak_rss();
         let cpu_before = self.proc.cpu().unwrap_or_default();
         let started = Instant::now();
-        let mut line = match serde_json::to_vec(request) {
-            Ok(line) => line,
-            Err(e) => return (fault(Code::Crash, format!("the request does not serialize: {e}")), Figures::default(), true),
-        };
-        line.push(b'\n');
         let mut dropped = Vec::new();
-        if let Err(e) = self.send(line) {
+        if let Err(e) = self.process.send(request) {
             let ended = self.end();
             return (fault(Code::Crash, format!("the worker would not take the case ({e}); it {}", self.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
         }
         loop {
-            match self.lines.recv_timeout(WATCH_INTERVAL) {
-                Ok(Ok(answer)) => {
+            match self.process.next_line(WATCH_INTERVAL) {
+                Ok(answer) => {
                     let wall = started.elapsed();
                     let response = match serde_json::from_slice::<WorkerResponse>(&answer) {
                         Ok(response) if response.protocol == WORKER_PROTOCOL => response,
@@ -247,7 +159,7 @@ impl Worker {
                     if last_case || response.retiring {
                         // The worker ran this case alone (or last, or it ends after it: its
                         // watchdog ended a call): wait4 has its exact figures.
-                        self.stdin.take();
+                        self.process.close_input();
                         let ended = self.end();
                         let mut figures = self.ended_figures(&ended, started, cpu_before);
                         figures.wall = wall;
@@ -266,16 +178,16 @@ impl Worker {
                     };
                     return (Ran::Answered(response, dropped), figures, true);
                 }
-                Ok(Err(e)) => {
+                Err(NoLine::Failed(e)) => {
                     let ended = self.end();
                     return (fault(Code::Crash, format!("{e}; the worker {}", self.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(NoLine::Ended) => {
                     let ended = self.end();
                     let message = format!("the worker {} without answering", self.why(&ended));
                     return (fault(Code::Crash, message), self.ended_figures(&ended, started, cpu_before), false);
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(NoLine::Timeout) => {
                     if started.elapsed() > caps.wall {
                         let ended = self.kill();
                         let message = format!("no answer within the hard cap of {:?}; the worker was killed", caps.wall);
@@ -296,70 +208,20 @@ impl Worker {
         }
     }
 
-    fn send(&mut self, line: Vec<u8>) -> std::io::Result<()> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| std::io::Error::other("stdin is closed"))?;
-        // A pipe holds 64 KiB: a longer request is written from a thread, so that a worker that
-        // stops reading cannot block the watch that kills it.
-        if line.len() < 32 << 10 {
-            stdin.write_all(&line)?;
-            return stdin.flush();
-        }
-        let mut stdin = self.stdin.take().expect("checked above");
-        let (done, result) = mpsc::channel();
-        std::thread::spawn(move || {
-            let outcome = stdin.write_all(&line).and_then(|()| stdin.flush());
-            let _ = done.send((stdin, outcome));
-        });
-        // Wait for the write here only briefly; the case's watch covers a worker that stalls.
-        match result.recv_timeout(Duration::from_secs(5)) {
-            Ok((stdin, outcome)) => {
-                self.stdin = Some(stdin);
-                outcome
-            }
-            Err(_) => Err(std::io::Error::other("the worker did not read its request within 5 s")),
-        }
-    }
-
     fn grown(&self) -> bool {
         self.settled_rss.is_some_and(|settled| self.last_rss > settled.saturating_add(RECYCLE_GROWTH))
     }
 
-    /// Waits for a worker that is ending (it closed its output, or its input was closed) to
-    /// end, for at most two seconds, and kills it after that.
     fn end(&mut self) -> Ended {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            match accounting::reap(self.pid, false) {
-                Ok(Some(ended)) => return ended,
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(_) => return Ended::default(),
-            }
-        }
-        self.kill()
+        self.process.end()
     }
 
     fn kill(&mut self) -> Ended {
-        let _ = self.child.kill();
-        accounting::reap(self.pid, true).ok().flatten().unwrap_or_default()
+        self.process.kill()
     }
 
-    /// How the worker ended, with the end of what it printed to stderr.
     fn why(&self, ended: &Ended) -> String {
-        // The worker has ended; its last words may still be in the pipe (a busy machine keeps
-        // the reading thread waiting), so they are waited for, briefly (a child of the worker
-        // could hold the pipe open).
-        let _ = self.stderr_done.recv_timeout(Duration::from_secs(1));
-        let stderr = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        let text = String::from_utf8_lossy(&stderr);
-        // The last lines that say something: a panic's message and location, not its advice.
-        let said: Vec<&str> =
-            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note: ")).collect();
-        let last = said[said.len().saturating_sub(2)..].join(" / ");
-        if last.is_empty() {
-            ended.describe()
-        } else {
-            format!("{} (stderr: {})", ended.describe(), crate::report::escape::line(&last))
-        }
+        self.process.why(ended)
     }
 
     /// `wait4`'s figures; for a worker that ran earlier cases, its CPU from before this case
@@ -377,7 +239,7 @@ impl Worker {
 
     /// Closes the worker's input and lets it end; kills it if it will not.
     fn retire(mut self) {
-        self.stdin.take();
+        self.process.close_input();
         self.end();
     }
 }

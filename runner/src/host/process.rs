@@ -15,9 +15,8 @@
 //! [`serve_plugin`].
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, mpsc};
+use std::io::{BufRead, Write};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -27,15 +26,10 @@ use crate::code::Code;
 use crate::policy::Policy;
 use crate::sandbox::{Allocation, Input, Load, LoadOptions, Sandbox, SandboxOptions};
 use crate::source::PluginFile;
+use crate::worker::{ProcessLimits, Worker};
+pub use crate::worker::WorkerCommand;
 
 pub const PLUGIN_WORKER_PROTOCOL: &str = "stockade.plugin-worker/1";
-
-/// How to start a worker process: a program and its arguments.
-#[derive(Clone, Debug)]
-pub struct WorkerCommand {
-    pub program: std::path::PathBuf,
-    pub args: Vec<String>,
-}
 
 #[derive(Serialize, Deserialize)]
 struct LoadRequest {
@@ -143,9 +137,7 @@ fn load(line: &str) -> Result<crate::sandbox::Plugin, String> {
     if request.protocol != PLUGIN_WORKER_PROTOCOL {
         return Err(format!("protocol `{}`; this worker speaks {PLUGIN_WORKER_PROTOCOL}", request.protocol));
     }
-    let table: toml::Table = serde_json::from_value(request.policy).map_err(|e| e.to_string())?;
-    let text = toml::to_string(&table).map_err(|e| e.to_string())?;
-    let policy = Policy::from_toml(&text, crate::document::Origin::Builtin("the host's policy")).map_err(|e| e.to_string())?;
+    let policy = crate::worker::policy_from_wire(&request.policy, "the host's policy")?;
     let options = SandboxOptions { allocation: Allocation::OnDemand, disposable_process: true, ..SandboxOptions::default() };
     let sandbox = Sandbox::with_options(&policy, &options).map_err(|e| e.to_string())?;
     let file = PluginFile::read_within(std::path::Path::new(&request.module), policy.limits.module_size.get()).map_err(|e| e.to_string())?;
@@ -156,70 +148,8 @@ fn load(line: &str) -> Result<crate::sandbox::Plugin, String> {
     }
 }
 
-/// The next line (without its newline), `None` at the end of the stream, or an error for a
-/// line longer than `max` bytes, which is not read further.
-fn read_line_within(reader: &mut impl BufRead, max: u64) -> std::io::Result<Option<String>> {
-    let mut line = Vec::new();
-    let read = std::io::Read::take(&mut *reader, max.saturating_add(1)).read_until(b'\n', &mut line)?;
-    if read == 0 {
-        return Ok(None);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-    } else if line.len() as u64 > max {
-        return Err(std::io::Error::other(format!("the worker's answer is longer than {max} bytes")));
-    }
-    String::from_utf8(line).map(Some).map_err(std::io::Error::other)
-}
-
-/// One worker process and its pipes.
-struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    replies: mpsc::Receiver<std::io::Result<String>>,
-}
-
-impl Worker {
-    fn send(&mut self, value: &impl Serialize) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(value)?;
-        line.push(b'\n');
-        self.stdin.write_all(&line)?;
-        self.stdin.flush()
-    }
-
-    /// The next answer line within `within`.
-    fn reply(&self, within: Duration) -> Result<Reply, String> {
-        match self.replies.recv_timeout(within) {
-            Ok(Ok(line)) => serde_json::from_str(&line).map_err(|e| format!("the worker's answer does not parse: {e}")),
-            Ok(Err(e)) => Err(format!("the worker's output failed: {e}")),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err("no answer".into()),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err("the worker ended without answering".into()),
-        }
-    }
-
-    /// The answer to call `id`, by `deadline`: a line that answers anything else (a second,
-    /// late answer to an earlier call) is dropped and logged, never taken for this one.
-    fn reply_to(&self, id: u64, deadline: Instant) -> Result<Reply, String> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err("no answer".into());
-            }
-            let reply = self.reply(left)?;
-            if reply.id == Some(id) {
-                return Ok(reply);
-            }
-            tracing::warn!(pid = self.child.id(), call = id, answered = ?reply.id, "dropped a plugin worker's answer to another call");
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Answers to other calls a worker may write during one call before it is taken for broken.
+const MAX_DROPPED_ANSWERS: usize = 16;
 
 /// The worker processes of one out-of-process plugin.
 pub struct ProcessPool {
@@ -240,10 +170,7 @@ const HARD_CAP: Duration = Duration::from_secs(1);
 impl ProcessPool {
     /// A pool for the plugin at `module`; starts one worker to check that it loads there.
     pub fn start(command: WorkerCommand, module: &std::path::Path, policy: &Policy, config: BTreeMap<String, String>) -> Result<ProcessPool, String> {
-        // Through TOML, as a policy file would say it (no nulls for the keys left out).
-        let table = toml::Table::try_from(policy).map_err(|e| e.to_string())?;
-        let policy_json = serde_json::to_value(table).map_err(|e| e.to_string())?;
-        let load = LoadRequest { protocol: PLUGIN_WORKER_PROTOCOL.into(), module: module.display().to_string(), policy: policy_json, config };
+        let load = LoadRequest { protocol: PLUGIN_WORKER_PROTOCOL.into(), module: module.display().to_string(), policy: crate::worker::policy_to_wire(policy), config };
         let pool = ProcessPool {
             command,
             load,
@@ -258,41 +185,12 @@ impl ProcessPool {
     }
 
     fn spawn(&self) -> Result<Worker, String> {
-        let mut child = Command::new(&self.command.program)
-            .args(&self.command.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the worker {}: {e}", self.command.program.display()))?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
-        let (send, replies) = mpsc::channel();
-        let max_line = self.max_reply;
-        std::thread::Builder::new()
-            .name("stockade-plugin-worker".into())
-            .spawn(move || {
-                let mut stdout = BufReader::new(stdout);
-                loop {
-                    match read_line_within(&mut stdout, max_line) {
-                        Ok(None) => return,
-                        Ok(Some(line)) => {
-                            if send.send(Ok(line)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = send.send(Err(e));
-                            return;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        let mut worker = Worker { child, stdin, replies };
+        let limits = ProcessLimits { no_core_dumps: true, ..ProcessLimits::default() };
+        let mut worker = Worker::spawn(&self.command, limits, self.max_reply).map_err(|e| format!("cannot start the worker {}: {e}", self.command.program.display()))?;
         worker.send(&self.load).map_err(|e| format!("the worker would not take the plugin: {e}"))?;
         // Loading compiles the module: up to the policy's compile timeout.
-        let reply = worker.reply(Duration::from_secs(60))?;
+        let line = worker.next_line(Duration::from_secs(60)).map_err(|e| e.to_string())?;
+        let reply: Reply = serde_json::from_slice(&line).map_err(|e| format!("the worker's answer does not parse: {e}"))?;
         match (reply.loaded, reply.error) {
             (Some(true), _) => Ok(worker),
             (_, Some(error)) => Err(format!("the worker could not load the plugin: {error}")),
@@ -311,7 +209,14 @@ impl ProcessPool {
         let started = Instant::now();
         let id = self.last_call.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         worker.send(&CallRequest { id, function: function.into(), input: b64().encode(input) }).map_err(|e| (Code::Crash, format!("the worker would not take the call: {e}")))?;
-        let reply = match worker.reply_to(id, started + self.timeout + HARD_CAP) {
+        let mut dropped = 0;
+        let pid = worker.pid();
+        let drop_other = |reply: &Reply| {
+            tracing::warn!(pid, call = id, answered = ?reply.id, "dropped a plugin worker's answer to another call");
+            dropped += 1;
+            if dropped > MAX_DROPPED_ANSWERS { Err(format!("the worker wrote more than {MAX_DROPPED_ANSWERS} answers to other calls")) } else { Ok(()) }
+        };
+        let reply = match worker.answer_to(&id, |reply: &Reply| reply.id, started + self.timeout + HARD_CAP, drop_other) {
             Ok(reply) => reply,
             Err(why) if started.elapsed() >= self.timeout => {
                 return Err((Code::Timeout, format!("the call ran past its timeout of {:?}; its worker was killed ({why})", self.timeout)));
@@ -326,23 +231,5 @@ impl ProcessPool {
         // After a timeout the worker has ended (its watchdog); after a trap it may be reused,
         // but a fresh one is cheaper to trust.
         Err((code, reply.error.unwrap_or_else(|| code.summary().to_string())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_answer_line_past_its_bound_is_refused_without_being_read_whole() {
-        let text = format!("short\n{}\n", "x".repeat(100));
-        let mut reader = std::io::Cursor::new(text.into_bytes());
-        assert_eq!(read_line_within(&mut reader, 10).unwrap().as_deref(), Some("short"));
-        let error = read_line_within(&mut reader, 10).unwrap_err();
-        assert!(error.to_string().contains("longer than 10 bytes"), "{error}");
-        assert_eq!(reader.position(), 6 + 11, "one byte past the bound was read, not the line");
-        let mut exact = std::io::Cursor::new(b"0123456789\n".to_vec());
-        assert_eq!(read_line_within(&mut exact, 10).unwrap().as_deref(), Some("0123456789"));
-        assert_eq!(read_line_within(&mut exact, 10).unwrap(), None);
     }
 }
