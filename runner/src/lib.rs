@@ -2,7 +2,7 @@
 //!
 //! The pipeline, one module per stage: [`source`] reads a plugin, [`analyze`] decodes,
 //! validates and analyses it, [`manifest`] and [`policy`] read what the plugin declares and
-//! what the operator allows, [`capability`] maps imports to capabilities, [`vet`] decides, and
+//! what the operator allows, [`capability`] maps imports to capabilities, [`vet()`] decides, and
 //! [`report`] renders the decision for people and machines. [`sandbox`] runs a vetted plugin
 //! under its limits, and [`conform`] runs the corpus of hostile and benign plugins against it.
 

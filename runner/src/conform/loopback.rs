@@ -16,7 +16,7 @@
 //! - anything else: 404.
 //!
 //! Each connection is served on a thread of its own, which ends when the server is dropped or
-//! after [`MAX_CONNECTION_TIME`], whichever is first.
+//! after `MAX_CONNECTION_TIME`, whichever is first.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,15 +1,15 @@
 //! The sandbox: compile, link and run a vetted plugin on wasmtime under the call budget.
 //!
-//! - [`engine`]: one engine per engine configuration per process (features from the same
+//! - `engine`: one engine per engine configuration per process (features from the same
 //!   table the validator uses, compiler, allocator), shared by every sandbox; wall-clock limits
 //!   by epoch interruption (one ticker for all engines, a deadline per store); bounded
 //!   compilation by Cranelift or Winch.
-//! - [`limiter`]: linear memory draws on the plugin's one memory budget ([`crate::budget`]),
+//! - `limiter`: linear memory draws on the plugin's one memory budget ([`crate::budget`]),
 //!   which the Extism kernel and the WASI context draw on too; table elements are capped.
-//! - [`link`]: the linker holds only the host functions of granted capabilities.
-//! - [`wasi`]: WASI preview 1 behind the budget's checks; its calls run on a fiber and are
+//! - `link`: the linker holds only the host functions of granted capabilities.
+//! - `wasi`: WASI preview 1 behind the budget's checks; its calls run on a fiber and are
 //!   abandoned at the deadline, so no host call outlives it.
-//! - [`instance`]: a store, its state, and calling its exports.
+//! - `instance`: a store, its state, and calling its exports.
 //!
 //! Instances come from a reused [`InstancePre`]. Under `instance-reuse = "per-plugin"` an
 //! instance whose export returned normally is reset and kept for the next call, as the Extism

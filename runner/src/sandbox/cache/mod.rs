@@ -10,7 +10,7 @@
 //!
 //! The key is what makes an artifact trusted, so it lives apart from the artifacts, in a
 //! directory of its own ([`key_dir`]), and nobody but this user may steer either directory
-//! (see [`private_dir`]): a directory or key owned by someone else, writable by others, a
+//! (see `private_dir`): a directory or key owned by someone else, writable by others, a
 //! link, a device or a file of the wrong size is not used. The sandbox refuses a plugin whose
 //! directory grants contain, or lie inside, the cache directory or the key's directory
 //! (`grant-exposes-cache`). Any fault (no home, a full disk, a foreign directory, a corrupt
