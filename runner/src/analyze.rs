@@ -41,7 +41,7 @@ pub enum ItemKind {
 pub const MAX_LISTED_NAME_CHARS: usize = 1024;
 
 fn listed_name(name: &str) -> String {
-    crate::report::shorten(name, MAX_LISTED_NAME_CHARS)
+    crate::text::shorten(name, MAX_LISTED_NAME_CHARS)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

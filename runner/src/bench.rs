@@ -240,7 +240,7 @@ pub fn measure(
 
     Ok(BenchReport {
         schema: BENCH_SCHEMA.to_string(),
-        plugin: crate::report::display_path(&file.path),
+        plugin: crate::text::display_path(&file.path),
         sha256: file.sha256().to_string(),
         function: options.function.to_string(),
         policy: options.policy.name().to_string(),

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::abi::HostFault;
+use crate::fault::HostFault;
 
 /// Host bytes per live or freed Extism block beyond its contents (two map entries and the
 /// size index).

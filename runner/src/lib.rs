@@ -5,6 +5,17 @@
 //! what the operator allows, [`capability`] maps imports to capabilities, [`vet()`] decides, and
 //! [`report`] renders the decision for people and machines. [`sandbox`] runs a vetted plugin
 //! under its limits, and [`conform`] runs the corpus of hostile and benign plugins against it.
+//!
+//! The modules are layers, and no two use each other (`tests/layers.rs` holds them to it):
+//!
+//! - leaves: [`code`], [`units`], [`document`], [`text`], [`fault`], [`capability`],
+//!   [`features`], [`atomic`];
+//! - the loader: [`source`], [`analyze`], [`manifest`], [`policy`], [`signature`], [`grant`],
+//!   [`vet()`];
+//! - the sandbox: [`budget`], [`log`], [`abi`], [`sandbox`];
+//! - on top of it: [`worker`] (child processes), [`host`] (the host library), [`conform`]
+//!   (the conformance kit), [`bench`];
+//! - [`report`] renders any of them, and nothing below it uses it.
 
 // A document error carries its origin, position and field so that the one line it prints
 // says where; it is built once per bad document, so its size on the error path is no cost.
@@ -19,6 +30,7 @@ pub mod capability;
 pub mod code;
 pub mod conform;
 pub mod document;
+pub mod fault;
 pub mod features;
 pub mod grant;
 pub mod host;
@@ -29,6 +41,7 @@ pub mod report;
 pub mod sandbox;
 pub mod signature;
 pub mod source;
+pub mod text;
 pub mod units;
 pub mod vet;
 pub mod worker;

@@ -6,7 +6,7 @@
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
-use crate::abi::HostFault;
+use crate::fault::HostFault;
 use crate::budget::LOG_LINE_COST;
 
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "stderr"];

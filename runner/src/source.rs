@@ -348,7 +348,7 @@ pub fn wat_to_wasm(text: &str) -> Result<Vec<u8>, Rejection> {
         // The full rendering has the source line and a caret; the first line has the position.
         // The parser's message can quote the text (an identifier of megabytes): cut.
         let message = e.message();
-        let message = crate::report::shorten(&message, 1024);
+        let message = crate::text::shorten(&message, 1024);
         let (line, column) = e.span().linecol_in(text);
         Rejection::malformed(offset, format!("{message} (line {}, column {})", line + 1, column + 1))
     };

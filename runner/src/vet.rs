@@ -155,7 +155,7 @@ impl Findings<'_> {
             severity,
             // Messages quote what the plugin chose (names, manifest values): each is bounded, so
             // that a report is O(findings) whatever the module holds.
-            message: crate::report::shorten(&message, MAX_MESSAGE_CHARS),
+            message: crate::text::shorten(&message, MAX_MESSAGE_CHARS),
             offset: None,
             import: None,
             capability: None,
@@ -178,12 +178,12 @@ impl Finding {
     }
     fn about_capability(&mut self, capability: impl ToString) -> &mut Finding {
         let capability = capability.to_string();
-        self.capability = Some(crate::report::shorten(&capability, crate::analyze::MAX_LISTED_NAME_CHARS));
+        self.capability = Some(crate::text::shorten(&capability, crate::analyze::MAX_LISTED_NAME_CHARS));
         self
     }
     fn help(&mut self, help: impl Into<String>) -> &mut Finding {
         let help = help.into();
-        self.help = Some(crate::report::shorten(&help, MAX_MESSAGE_CHARS));
+        self.help = Some(crate::text::shorten(&help, MAX_MESSAGE_CHARS));
         self
     }
     fn in_document(&mut self, origin: &Origin, line: Option<usize>, column: Option<usize>) -> &mut Finding {

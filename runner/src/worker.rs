@@ -278,7 +278,7 @@ impl Worker {
         // The last lines that say something: a panic's message and location, not its advice.
         let said: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note: ")).collect();
         let last = said[said.len().saturating_sub(2)..].join(" / ");
-        if last.is_empty() { ended.describe() } else { format!("{} (stderr: {})", ended.describe(), crate::report::escape::line(&last)) }
+        if last.is_empty() { ended.describe() } else { format!("{} (stderr: {})", ended.describe(), crate::text::escape::line(&last)) }
     }
 }
 

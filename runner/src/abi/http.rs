@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::HostFault;
+use crate::fault::HostFault;
 use super::extism::Kernel;
 use crate::capability::host_pattern_matches;
 
@@ -38,7 +38,7 @@ pub struct HttpResponse {
 /// The `host[:port]` the URL addresses, if the allowlist lets the plugin reach it.
 pub fn check_url(url: &str, allowlist: &[String]) -> Result<ureq::http::Uri, HostFault> {
     // What the refusals quote of the URL: its length is the plugin's to choose.
-    let shown = crate::report::shorten(url, 256);
+    let shown = crate::text::shorten(url, 256);
     let uri: ureq::http::Uri = url.parse().map_err(|e| HostFault::Denied(format!("`{shown}` is not an http(s) URL: {e}")))?;
     let scheme = uri.scheme_str().unwrap_or("");
     if scheme != "http" && scheme != "https" {
@@ -55,7 +55,7 @@ pub fn check_url(url: &str, allowlist: &[String]) -> Result<ureq::http::Uri, Hos
         _ => host.to_string(),
     };
     if !allowlist.iter().any(|pattern| host_pattern_matches(pattern, &target)) {
-        let target = crate::report::shorten(&target, 256);
+        let target = crate::text::shorten(&target, 256);
         return Err(HostFault::Denied(format!("`{target}` is not an allowed HTTP host")));
     }
     Ok(uri)
@@ -73,7 +73,7 @@ fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), HostFault> {
     for name in headers.keys() {
         let lower = name.to_ascii_lowercase();
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
-            let name = crate::report::shorten(name, 256);
+            let name = crate::text::shorten(name, 256);
             return Err(HostFault::Denied(format!("the plugin may not set the `{name}` header")));
         }
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Linker};
 
-use super::HostFault;
+use crate::fault::HostFault;
 use super::extism::host::KernelHost;
 use crate::capability::EXTISM_USER;
 

@@ -122,7 +122,7 @@ impl Opts {
         let report = match bench::measure(&file, &options, &call_round_in_new_process) {
             Ok(report) => report,
             Err(bench::BenchError::Plugin(message)) => {
-                anstream::eprintln!("error: {}", stockade::report::escape::line(&message));
+                anstream::eprintln!("error: {}", stockade::text::escape::line(&message));
                 return Ok(Status::Findings);
             }
             Err(other) => return Err(other.into()),

@@ -114,7 +114,7 @@ impl Opts {
         let mut out = reports::terminal_summary(&conformance, super::stdout_colored());
         out.push_str(&format!(
             "reports: {}\n",
-            written.iter().map(|p| stockade::report::display_path(p)).collect::<Vec<_>>().join(", ")
+            written.iter().map(|p| stockade::text::display_path(p)).collect::<Vec<_>>().join(", ")
         ));
         anstream::print!("{out}");
         Ok(if conformance.summary.holds() { Status::Ok } else { Status::Findings })
@@ -171,7 +171,7 @@ impl Opts {
         };
         let options = RunOptions {
             worker,
-            adapter: self.adapter.as_ref().map(|p| stockade::report::display_path(p)),
+            adapter: self.adapter.as_ref().map(|p| stockade::text::display_path(p)),
             cases_per_worker: self.cases_per_worker.map(|n| n as usize),
             corpus: &self.corpus,
             policy: &policy,

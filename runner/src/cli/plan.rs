@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use stockade::host::{discover, plan};
-use stockade::report::escape;
+use stockade::text::escape;
 
 use super::{HumanOrJson, PolicyArg, Status};
 

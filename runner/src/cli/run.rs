@@ -103,7 +103,7 @@ impl Opts {
             }
         };
         if let Some(warning) = sandbox.cache_warning() {
-            eprintln!("warning: the module cache was not used: {}", stockade::report::escape::line(&warning));
+            eprintln!("warning: the module cache was not used: {}", stockade::text::escape::line(&warning));
         }
         self.report(&outcome, &policy.limits)
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use stockade::report::escape;
+use stockade::text::escape;
 use stockade::signature::{self, Expectation, Identity, Refusal, Trust};
 
 use super::{HumanOrJson, Status};

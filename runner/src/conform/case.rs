@@ -185,7 +185,7 @@ fn walk(corpus: &Path, dir: &Path, cases: &mut Vec<CaseDir>) -> Result<(), CaseE
     entries.sort_by_key(|e| e.file_name());
     if entries.iter().any(|e| e.file_name() == CASE_FILE) {
         let id = dir.strip_prefix(corpus).unwrap_or(dir);
-        cases.push(CaseDir { id: crate::report::display_path(id), dir: dir.to_path_buf() });
+        cases.push(CaseDir { id: crate::text::display_path(id), dir: dir.to_path_buf() });
         return Ok(());
     }
     for entry in entries {
@@ -214,7 +214,7 @@ pub struct Case {
 /// What `{cache-key-dir}` stands for: the directory of the module cache's key, which no
 /// plugin's grant may reach, for the cases that try.
 fn cache_key_dir() -> String {
-    crate::sandbox::cache::key_dir().map_or_else(|| "/nonexistent/stockade-key-dir".into(), |dir| crate::report::display_path(&dir))
+    crate::sandbox::cache::key_dir().map_or_else(|| "/nonexistent/stockade-key-dir".into(), |dir| crate::text::display_path(&dir))
 }
 
 impl Case {
@@ -229,7 +229,7 @@ impl Case {
         let uses_scratch = raw.contains("{scratch}");
         let port = http.rsplit(':').next().unwrap_or_default();
         let text = raw
-            .replace("{case}", &crate::report::display_path(&dir))
+            .replace("{case}", &crate::text::display_path(&dir))
             .replace("{http}", http)
             .replace("{http_port}", port)
             .replace("{scratch}", scratch)

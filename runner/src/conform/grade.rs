@@ -261,5 +261,5 @@ fn bounded(text: &str) -> String {
 
 /// Output as reports show it: cut at 200 characters.
 fn shorten(text: &str, bytes: u64) -> String {
-    crate::report::cut(text, 200, bytes)
+    crate::text::cut(text, 200, bytes)
 }

@@ -185,7 +185,7 @@ pub fn run(options: &RunOptions, cases: &[CaseDir]) -> Result<Conformance, CaseE
         host: hosts.join(", "),
         adapter: options.adapter.clone(),
         policy: options.policy_digest.clone(),
-        corpus: Digested { name: crate::report::display_path(options.corpus), sha256: corpus_sha256 },
+        corpus: Digested { name: crate::text::display_path(options.corpus), sha256: corpus_sha256 },
         partition: options.partition.map(|p| p.to_string()),
         shards: Vec::new(),
         started_at,
@@ -217,7 +217,7 @@ fn corpus_digest(corpus: &Path) -> Result<String, CaseError> {
     files.sort();
     let mut hasher = Sha256::new();
     for file in files {
-        let relative = crate::report::display_path(file.strip_prefix(corpus).unwrap_or(&file));
+        let relative = crate::text::display_path(file.strip_prefix(corpus).unwrap_or(&file));
         // A symlink is hashed as its target path, not followed: cases plant links that point out.
         let content = match std::fs::read_link(&file) {
             Ok(target) => target.to_string_lossy().into_owned().into_bytes(),
@@ -350,7 +350,7 @@ fn request(case: &Case) -> Result<WorkerRequest, CaseError> {
     let invalid = |message: String| CaseError::Invalid { path: case.dir.display().to_string(), message };
     let overrides = serde_json::to_value(&case.file.policy).map_err(|e| invalid(format!("the policy does not serialize: {e}")))?;
     let modules = case.modules();
-    let path = |p: &Path| crate::report::display_path(p);
+    let path = |p: &Path| crate::text::display_path(p);
     let calls = case
         .file
         .calls

@@ -147,8 +147,8 @@ impl Worker {
                     if response.id != request.id {
                         // A late second answer to an earlier case (a watchdog and a call that
                         // both answered): never this case's answer.
-                        let id = crate::report::escape::line(&response.id);
-                        dropped.push(format!("dropped an answer to `{}` that came while `{}` ran", crate::report::shorten(&id, 200), request.id));
+                        let id = crate::text::escape::line(&response.id);
+                        dropped.push(format!("dropped an answer to `{}` that came while `{}` ran", crate::text::shorten(&id, 200), request.id));
                         if dropped.len() > MAX_DROPPED_ANSWERS {
                             let ended = self.kill();
                             let message = format!("the worker wrote more than {MAX_DROPPED_ANSWERS} answers to other requests while this case ran");

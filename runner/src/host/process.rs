@@ -103,7 +103,7 @@ pub fn serve_plugin(input: impl BufRead, output: impl Write + Send + 'static) ->
             watchdog.disarm_or_wait_for_the_end();
         }
         let output_b64 = outcome.output.as_deref().map(|o| b64().encode(o));
-        let error = outcome.error.map(|e| crate::report::shorten(&e, ERROR_CHARS));
+        let error = outcome.error.map(|e| crate::text::shorten(&e, ERROR_CHARS));
         reply(&output, &Reply { id, code: Some(outcome.code), output: output_b64, error, ..Reply::default() })?;
     }
     Ok(())

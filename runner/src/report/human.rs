@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
-use super::escape::line as esc;
+use crate::text::escape::line as esc;
 use crate::code::Severity;
 use crate::vet::{Finding, Verdict, Vetting};
 
@@ -28,7 +28,7 @@ pub fn paint(style: Style, text: impl std::fmt::Display, color: bool) -> String 
 /// Renders one vetting: its findings, then the verdict line.
 pub fn vetting(v: &Vetting, color: bool) -> String {
     let mut out = String::new();
-    let path = esc(&super::display_path(&v.path)).into_owned();
+    let path = esc(&crate::text::display_path(&v.path)).into_owned();
     for finding in &v.findings {
         out.push_str(&self::finding(finding, &path, color));
     }

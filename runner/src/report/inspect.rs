@@ -13,7 +13,7 @@ use crate::signature::{Checked, FileVerdict};
 use crate::units::Bytes;
 use crate::vet::{Finding, ManifestStatus, Verdict, Vetting};
 
-use super::escape::line as esc;
+use crate::text::escape::line as esc;
 use super::human::paint;
 
 pub const INSPECT_SCHEMA: &str = "stockade.inspect/1";
@@ -50,7 +50,7 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
         let _ = writeln!(out, "\n{}", paint(bold, title, color));
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{}", paint(bold, esc(&super::display_path(&v.path)), color));
+    let _ = writeln!(out, "{}", paint(bold, esc(&crate::text::display_path(&v.path)), color));
     let _ = writeln!(out, "  size      {} bytes", v.size);
     let _ = writeln!(out, "  sha256    {}", v.sha256);
     let _ = writeln!(out, "  manifest  {}", esc(&manifest_source(&v.manifest)));
@@ -179,7 +179,7 @@ pub fn human(v: &Vetting, policy: &Policy, color: bool) -> String {
 /// Who signed, when, and what was checked, file by file; then what the policy asks for.
 fn signatures(out: &mut String, v: &Vetting, policy: &Policy) {
     for checked in &v.signatures {
-        let path = super::display_path(&checked.path);
+        let path = crate::text::display_path(&checked.path);
         let name = esc(&path);
         match &checked.verdict {
             FileVerdict::Verified(verified) => {
@@ -231,7 +231,7 @@ struct InspectDocument<'a> {
 pub fn json(v: &Vetting) -> String {
     let document = InspectDocument {
         schema: INSPECT_SCHEMA,
-        path: super::display_path(&v.path),
+        path: crate::text::display_path(&v.path),
         sha256: v.sha256.as_str(),
         size: v.size,
         manifest_source: manifest_source(&v.manifest),

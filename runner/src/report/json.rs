@@ -26,7 +26,7 @@ pub fn vet_line(vetting: &Vetting) -> String {
     let document = VetDocument {
         schema: VET_SCHEMA,
         plugin: PluginRef {
-            path: super::display_path(&vetting.path),
+            path: crate::text::display_path(&vetting.path),
             sha256: vetting.sha256.to_string(),
             size: vetting.size,
         },

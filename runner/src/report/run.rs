@@ -12,7 +12,7 @@ use crate::policy::Limits;
 use crate::sandbox::Outcome;
 use crate::vet::Vetting;
 
-use super::escape;
+use crate::text::escape;
 use super::human::paint;
 
 pub const RUN_SCHEMA: &str = "stockade.run/1";

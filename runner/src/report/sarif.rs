@@ -77,14 +77,14 @@ pub fn document(vettings: &[Vetting]) -> Value {
     let (codes, rules) = rules();
     let mut results = Vec::new();
     for vetting in vettings {
-        let module_uri = super::display_path(&vetting.path);
+        let module_uri = crate::text::display_path(&vetting.path);
         for finding in &vetting.findings {
             let (uri, region) = match &finding.location {
                 Some(loc) => {
                     let region = loc.line.map(|line| {
                         json!({ "startLine": line, "startColumn": loc.column.unwrap_or(1) })
                     });
-                    (super::display_path(std::path::Path::new(&loc.path)), region)
+                    (crate::text::display_path(std::path::Path::new(&loc.path)), region)
                 }
                 None => (module_uri.clone(), None),
             };

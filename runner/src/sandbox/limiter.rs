@@ -42,7 +42,7 @@ impl Limiter {
 
     /// Charges what the instance will hold beside its memories and tables
     /// ([`crate::analyze::Analysis::instance_bytes`]) before it is made.
-    pub fn hold_instance(&mut self, bytes: u64) -> Result<(), crate::abi::HostFault> {
+    pub fn hold_instance(&mut self, bytes: u64) -> Result<(), crate::fault::HostFault> {
         self.budget.charge(bytes, "the instance")?;
         self.instance_bytes += bytes;
         Ok(())

@@ -6,7 +6,7 @@
 
 use wasmtime::{Engine, ExternType, Linker, Module};
 
-use crate::abi::HostFault;
+use crate::fault::HostFault;
 use crate::abi::user::HostFunctions;
 use crate::capability::{EXTISM_ENV, EXTISM_USER, WASI_P1};
 use crate::grant::PluginGrants;

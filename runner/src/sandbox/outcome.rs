@@ -5,7 +5,7 @@ use wasmtime::{Store, Trap};
 
 use super::instance::{CallError, Returned, State};
 use super::limiter::TableLimit;
-use crate::abi::HostFault;
+use crate::fault::HostFault;
 use crate::code::Code;
 use crate::log::Logs;
 
@@ -105,7 +105,7 @@ pub const MAX_FAULT_CHARS: usize = 4096;
 /// Classifies what a trap or a refused host call means, in at most [`MAX_FAULT_CHARS`].
 pub fn classify(error: &wasmtime::Error) -> (Code, String) {
     let (code, message) = classify_whole(error);
-    let cut = crate::report::shorten(&message, MAX_FAULT_CHARS);
+    let cut = crate::text::shorten(&message, MAX_FAULT_CHARS);
     (code, cut)
 }
 

@@ -4,7 +4,7 @@
 use wasmtime::{Caller, Linker};
 
 use super::Kernel;
-use crate::abi::HostFault;
+use crate::fault::HostFault;
 use crate::capability::EXTISM_ENV;
 
 /// A store whose data holds an Extism kernel.

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::abi::HostFault;
+use crate::fault::HostFault;
 use crate::budget::{BLOCK_COST, MemoryBudget};
 
 /// The first handle handed out; 0 means "no block" in the ABI.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::HostFault;
+use crate::fault::HostFault;
 use crate::budget::{LOG_LINE_COST, MemoryBudget, VAR_ENTRY_COST};
 use crate::log::Logs;
 pub use memory::ExtismMemory;

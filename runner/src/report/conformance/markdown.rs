@@ -6,7 +6,7 @@ use crate::conform::{Conformance, Verdict};
 
 /// Pipes and line breaks would break a table cell; control characters are escaped.
 fn cell(text: &str) -> String {
-    crate::report::escape::line(text).replace('|', "\\|")
+    crate::text::escape::line(text).replace('|', "\\|")
 }
 
 pub fn render(c: &Conformance) -> String {
@@ -68,7 +68,7 @@ pub fn render(c: &Conformance) -> String {
                 let _ = writeln!(out, "Expected failure: {reason}\n");
             }
             for problem in &case.problems {
-                let _ = writeln!(out, "- {}", crate::report::escape::line(problem));
+                let _ = writeln!(out, "- {}", crate::text::escape::line(problem));
             }
             out.push('\n');
         }
@@ -79,7 +79,7 @@ pub fn render(c: &Conformance) -> String {
         let _ = writeln!(out, "\n## Stopped with other codes\n\nThe host under test stopped these attacks in its own words:\n");
         for case in differently {
             for note in &case.notes {
-                let _ = writeln!(out, "- `{}`: {}", case.id, crate::report::escape::line(note));
+                let _ = writeln!(out, "- `{}`: {}", case.id, crate::text::escape::line(note));
             }
         }
     }

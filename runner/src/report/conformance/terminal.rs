@@ -40,7 +40,7 @@ pub fn summary(c: &Conformance, color: bool) -> String {
             let _ = writeln!(out, "  expected failure: {reason}");
         }
         for problem in &case.problems {
-            let _ = writeln!(out, "  - {}", crate::report::escape::line(problem));
+            let _ = writeln!(out, "  - {}", crate::text::escape::line(problem));
         }
     }
     if let (Some(rss), Some(cpu)) = (super::top(c, 1, |k| k.host.peak_rss_bytes as f64).first(), super::top(c, 1, super::cpu_ms).first()) {

@@ -243,7 +243,7 @@ impl GuardedWasi {
             let written = &mut self.stdio_written[stream];
             if written.saturating_add(len) > self.output_cap {
                 let stream = if stream == 0 { "stdout" } else { "stderr" };
-                let fault = crate::abi::HostFault::OutputTooLarge(format!("more than {} bytes to {stream}", self.output_cap));
+                let fault = crate::fault::HostFault::OutputTooLarge(format!("more than {} bytes to {stream}", self.output_cap));
                 return Err(types::Error::trap(wasmtime::Error::new(fault)));
             }
             self.budget.charge(len, "captured stdio").map_err(|fault| types::Error::trap(wasmtime::Error::new(fault)))?;
