@@ -14,7 +14,7 @@
 //!   [`vet()`];
 //! - the sandbox: [`budget`], [`log`], [`abi`], [`sandbox`];
 //! - on top of it: [`worker`] (child processes), [`host`] (the host library), [`conform`]
-//!   (the conformance kit), [`bench`];
+//!   (the conformance kit), [`bench`](mod@bench);
 //! - [`report`] renders any of them, and nothing below it uses it.
 
 // A document error carries its origin, position and field so that the one line it prints
