@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use stockade::host::{discover, plan};
-use stockade::text::escape;
+use stockade::report;
 
 use super::{HumanOrJson, PolicyArg, Status};
 
@@ -46,8 +46,6 @@ Exit status:
   1  at least one does not (the problems say why)
   2  the tool could not do its job (unreadable directory or plugin, malformed policy, bad arguments)";
 
-pub const PLAN_SCHEMA: &str = "stockade.plan/1";
-
 impl Opts {
     pub fn run(self) -> anyhow::Result<Status> {
         let policy = self.policy.load()?;
@@ -56,27 +54,12 @@ impl Opts {
         let (candidates, refused) = discover::vet_all(&paths, &options);
         let candidates: Vec<plan::Candidate> = candidates.into_iter().map(|(c, _)| c).collect();
         let plan = plan::plan(&candidates, &refused);
+        let text = match self.format {
+            HumanOrJson::Json => format!("{}\n", report::plan::json(&plan)),
+            HumanOrJson::Human => report::plan::human(&plan, &candidates, paths.len(), policy.name(), &self.host_version),
+        };
         let mut out = anstream::stdout().lock();
-        match self.format {
-            HumanOrJson::Json => {
-                let document = serde_json::json!({"schema": PLAN_SCHEMA, "order": plan.order, "problems": plan.problems});
-                writeln!(out, "{document}")?;
-            }
-            HumanOrJson::Human => {
-                let version = |name: &str| {
-                    candidates.iter().find(|c| c.manifest.name == name).map_or(String::new(), |c| format!(" {}", c.manifest.version))
-                };
-                writeln!(out, "load order ({} of {} plugins):", plan.order.len(), paths.len())?;
-                for (i, name) in plan.order.iter().enumerate() {
-                    writeln!(out, "  {:>3}. {name}{}", i + 1, version(name))?;
-                }
-                for problem in &plan.problems {
-                    writeln!(out, "error[{}]: {}", problem.code, escape::line(&problem.message))?;
-                }
-                let verdict = if plan.loads_everything() { "PASS: every plugin loads" } else { "FAIL: some plugins do not load" };
-                writeln!(out, "{verdict} under policy `{}` for host API {}", policy.name(), self.host_version)?;
-            }
-        }
+        out.write_all(text.as_bytes())?;
         out.flush()?;
         Ok(if plan.loads_everything() { Status::Ok } else { Status::Findings })
     }

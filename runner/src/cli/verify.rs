@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use stockade::text::escape;
+use stockade::report;
 use stockade::signature::{self, Expectation, Identity, Refusal, Trust};
 
 use super::{HumanOrJson, Status};
@@ -127,45 +127,15 @@ impl Opts {
             }
         };
 
-        let mut out = anstream::stdout().lock();
         let file = self.file.display().to_string();
-        match (&self.format, &outcome) {
-            (HumanOrJson::Json, Ok(verified)) => {
-                writeln!(out, "{}", serde_json::json!({"schema": "stockade.verify/1", "file": file, "verified": true, "signer": verified.signer, "checks": verified.checks, "times": verified.times}))?
-            }
-            (HumanOrJson::Json, Err(refusal)) => writeln!(
-                out,
-                "{}",
-                serde_json::json!({"schema": "stockade.verify/1", "file": file, "verified": false, "code": refusal_code(refusal), "reason": refusal.to_string()})
-            )?,
-            (HumanOrJson::Human, Ok(verified)) => {
-                let signer = match &verified.signer {
-                    signature::Signer::Key { fingerprint } => format!("key sha256:{fingerprint}"),
-                    signature::Signer::Keyless { identity, issuer } => {
-                        format!("{} (issuer {})", escape::line(identity), escape::line(issuer.as_deref().unwrap_or("none")))
-                    }
-                };
-                writeln!(out, "Verified OK {}: signed by {signer}", escape::line(&file))?;
-                for check in &verified.checks {
-                    writeln!(out, "  checked: {check}")?;
-                }
-                for time in &verified.times {
-                    writeln!(out, "  signed at: {time}")?;
-                }
-            }
-            (HumanOrJson::Human, Err(refusal)) => {
-                writeln!(out, "REFUSED {}: {}", escape::line(&file), escape::line(&refusal.to_string()))?
-            }
-        }
+        let text = match self.format {
+            HumanOrJson::Json => format!("{}\n", report::verify::json(&file, &outcome)),
+            HumanOrJson::Human => report::verify::human(&file, &outcome),
+        };
+        let mut out = anstream::stdout().lock();
+        out.write_all(text.as_bytes())?;
         out.flush()?;
         Ok(if outcome.is_ok() { Status::Ok } else { Status::Findings })
     }
 }
 
-/// The finding code a refusal is reported as by `vet`.
-fn refusal_code(refusal: &Refusal) -> &'static str {
-    match refusal {
-        Refusal::Malformed(_) | Refusal::Invalid(_) => "signature-invalid",
-        Refusal::Untrusted(_) => "signer-untrusted",
-    }
-}

@@ -5,5 +5,7 @@ pub mod human;
 pub mod inspect;
 pub mod run;
 pub mod json;
+pub mod plan;
+pub mod verify;
 pub mod sarif;
 pub mod conformance;
