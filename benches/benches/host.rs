@@ -1,4 +1,4 @@
-//! The host library (`stockade::Host`) against DESIGN.md's goals, in one run:
+//! The host library (`stockade::Host`) against its performance targets (docs/src/performance.md), in one run:
 //!
 //! - `host/load-cold`: a host loading the extism-pdk guest, compiled cold (Cranelift);
 //! - `host/load-cached`: the same load with the module already compiled in this process;

@@ -1,5 +1,5 @@
 //! Static vet throughput beside bare wasmparser validation of the same modules, with the same
-//! feature set (the default policy's). DESIGN.md's goal: vet within 1.2x of validation.
+//! feature set (the default policy's). The goal (docs/src/performance.md): vet within 1.2x of validation.
 //!
 //! Modules: the guest plugins in corpus/guests, and the npm modules that
 //! scripts/fetch-third-party-wasm.sh puts in target/third-party-wasm (when present).

@@ -18,7 +18,7 @@ fn run() -> u8 {
         Ok(args) => args,
         Err(error) if !error.use_stderr() => error.exit(), // --help, --version
         Err(error) => {
-            // clap's usage errors span several lines; DESIGN promises one.
+            // clap's usage errors span several lines; the CLI promises one.
             let text = error.render().to_string();
             let line: Vec<&str> = text
                 .lines()

@@ -96,7 +96,7 @@ proptest! {
         let vetting = vet_bytes(bytes.clone(), "mutated.wasm");
         prop_assert!(vetting.verdict() == Verdict::Pass || !vetting.findings.is_empty(), "a failing verdict says why");
         // An oracle vet does not share: what it passes, the engine must compile and link.
-        // Components are analysed, not yet run (DESIGN: "Components … run later").
+        // Components are analysed, not yet run (running them is still to come).
         let component = vetting.analysis.as_ref().is_some_and(|a| a.kind == stockade::analyze::ModuleKind::Component);
         if vetting.verdict() == Verdict::Pass && !component {
             let policy = Policy::builtin_default();
