@@ -135,27 +135,13 @@ impl Opts {
         if !self.only.is_empty() {
             over.retain(|problem| self.only.contains(&problem.figure));
         }
+        let checked = self.budget.is_some() || self.baseline.is_some();
+        let text = match self.format {
+            HumanOrJson::Json => format!("{}\n", stockade::report::bench::json(&report, checked.then_some(&over[..]))),
+            HumanOrJson::Human => stockade::report::bench::human(&report, &over),
+        };
         let mut out = anstream::stdout().lock();
-        match self.format {
-            HumanOrJson::Json => {
-                let mut document = serde_json::to_value(&report)?;
-                if self.budget.is_some() || self.baseline.is_some() {
-                    document["over"] = serde_json::to_value(&over)?;
-                }
-                writeln!(out, "{document}")?;
-            }
-            HumanOrJson::Human => {
-                writeln!(out, "{} `{}`, {} calls, policy `{}`", report.plugin, report.function, report.iterations, report.policy)?;
-                for figure in FIGURES {
-                    if let Some(&value) = report.figures.get(figure.name) {
-                        writeln!(out, "  {:<13} {:>12}  {}", figure.name, bench::show(value, figure.unit), figure.meaning)?;
-                    }
-                }
-                for problem in &over {
-                    writeln!(out, "over: {}", problem.message)?;
-                }
-            }
-        }
+        out.write_all(text.as_bytes())?;
         out.flush()?;
         Ok(if over.is_empty() { Status::Ok } else { Status::Findings })
     }

@@ -100,6 +100,11 @@ pub struct HostBuilder {
 
 impl HostBuilder {
     /// The host's API version, which plugins' `host` ranges must include.
+    ///
+    /// ```no_run
+    /// let builder = stockade::host::Host::builder(stockade::Policy::builtin_default())
+    ///     .host_version(semver::Version::new(2, 1, 0));
+    /// ```
     pub fn host_version(mut self, version: semver::Version) -> HostBuilder {
         self.host_version = version;
         self
@@ -107,12 +112,27 @@ impl HostBuilder {
 
     /// A host function, linked for plugins granted `host:NAME` (manifest and policy), in the
     /// `extism:host/user` namespace: bytes in, bytes out. State goes in what the closure holds.
+    ///
+    /// ```no_run
+    /// // A plugin whose manifest declares `host:kv_get`, under a policy that grants it, may call it.
+    /// let builder = stockade::host::Host::builder(stockade::Policy::builtin_default())
+    ///     .function("kv_get", |call, key| {
+    ///         let value = format!("value of {}", String::from_utf8_lossy(key));
+    ///         // What the host hands back is charged to the plugin: keep within what it may hold.
+    ///         if value.len() as u64 > call.memory_available { return Err("too large".into()); }
+    ///         Ok(value.into_bytes())
+    ///     });
+    /// ```
     pub fn function(mut self, name: &str, function: impl Fn(&HostCall, &[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static) -> HostBuilder {
         self.functions.insert(name.to_string(), Arc::new(function));
         self
     }
 
     /// Configuration one plugin reads with `config_get`.
+    ///
+    /// ```no_run
+    /// let builder = stockade::host::Host::builder(stockade::Policy::builtin_default()).config("formatter", "indent", "4");
+    /// ```
     pub fn config(mut self, plugin: &str, key: &str, value: &str) -> HostBuilder {
         self.config.entry(plugin.to_string()).or_default().insert(key.to_string(), value.to_string());
         self
@@ -120,6 +140,10 @@ impl HostBuilder {
 
     /// How many calls one plugin may run at once (each in an instance of its own); a call
     /// beyond waits for one up to its timeout, then fails with `busy`.
+    ///
+    /// ```no_run
+    /// let builder = stockade::host::Host::builder(stockade::Policy::builtin_default()).instances_per_plugin(4);
+    /// ```
     pub fn instances_per_plugin(mut self, instances: usize) -> HostBuilder {
         self.instances_per_plugin = instances.max(1);
         self
@@ -129,12 +153,23 @@ impl HostBuilder {
     /// example `stockade plugin-worker`): compiled without epoch checks, so compute runs at
     /// native wasm speed, and a call that overruns ends with its worker, which is replaced. See
     /// [`process`] for what is not available there (host functions, vars shared across workers).
+    ///
+    /// ```no_run
+    /// use stockade::host::process::WorkerCommand;
+    /// let worker = WorkerCommand { program: "stockade".into(), args: vec!["plugin-worker".into()] };
+    /// let builder = stockade::host::Host::builder(stockade::Policy::builtin_default()).out_of_process("mandelbrot", worker);
+    /// ```
     pub fn out_of_process(mut self, plugin: &str, worker: process::WorkerCommand) -> HostBuilder {
         self.out_of_process.insert(plugin.to_string(), worker);
         self
     }
 
     /// Where every call is recorded, one JSON object per line (see [`audit`]).
+    ///
+    /// ```no_run
+    /// let builder = stockade::host::Host::builder(stockade::Policy::builtin_default()).audit_log(std::fs::File::create("audit.jsonl")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn audit_log(mut self, writer: impl std::io::Write + Send + 'static) -> HostBuilder {
         self.audit = Some(Box::new(writer));
         self
@@ -142,11 +177,23 @@ impl HostBuilder {
 
     /// The sandbox's allocator, cache and compiler (default: instances mapped on demand, so
     /// that a thousand idle plugins reserve nothing; Cranelift; no disk cache).
+    ///
+    /// ```no_run
+    /// use stockade::sandbox::SandboxOptions;
+    /// let options = SandboxOptions { cache_dir: Some("/var/cache/my-host".into()), ..SandboxOptions::default() };
+    /// let builder = stockade::host::Host::builder(stockade::Policy::builtin_default()).sandbox_options(options);
+    /// ```
     pub fn sandbox_options(mut self, options: SandboxOptions) -> HostBuilder {
         self.sandbox = options;
         self
     }
 
+    /// The host: one engine and sandbox for every plugin it will load.
+    ///
+    /// ```no_run
+    /// let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Host, HostError> {
         let sandbox = Sandbox::with_options(&self.policy, &self.sandbox)?;
         Ok(Host {
@@ -273,6 +320,13 @@ pub struct Dispatch {
 }
 
 impl Host {
+    /// A host whose plugins run under `policy`; every other setting has a default.
+    ///
+    /// ```no_run
+    /// let policy = stockade::Policy::builtin_default();
+    /// let host = stockade::host::Host::builder(policy).instances_per_plugin(2).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(policy: Policy) -> HostBuilder {
         HostBuilder {
             policy,
@@ -287,6 +341,15 @@ impl Host {
     }
 
     /// Loads every plugin of `dir` (see [`discover::plugin_paths`]).
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// let report = host.load_dir("plugins/".as_ref())?;
+    /// for problem in &report.problems {
+    ///     eprintln!("{}: {}", problem.code, problem.message);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load_dir(&self, dir: &Path) -> Result<LoadReport, HostError> {
         let paths = discover::plugin_paths(dir).map_err(|source| HostError::Directory { path: dir.display().to_string(), error: source })?;
         self.load_files(&paths)
@@ -294,6 +357,12 @@ impl Host {
 
     /// Loads these plugins with those already loaded: each vetted, the set planned (host
     /// ranges, dependencies, conflicts, order), then compiled and linked in load order.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// let report = host.load_files(&["plugins/formatter/plugin.wasm".into()])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load_files(&self, paths: &[PathBuf]) -> Result<LoadReport, HostError> {
         let inner = &self.inner;
         let options = crate::vet::VetOptions { host_api: inner.host_version.clone(), ..inner.sandbox.vet_options() };
@@ -327,6 +396,12 @@ impl Host {
     /// Loads the plugin an Extism manifest (JSON) describes, mapped as
     /// [`extism_manifest`] documents, with those already loaded. The host's policy must grant
     /// what it asks for.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// let report = host.load_extism("formatter.extism.json".as_ref())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load_extism(&self, manifest: &Path) -> Result<LoadReport, HostError> {
         let mapping = Arc::new(extism_manifest::ExtismMapping::read(manifest)?);
         let inner = &self.inner;
@@ -444,17 +519,39 @@ impl Host {
     }
 
     /// The plugins loaded, in load order.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// for name in host.plugins() {
+    ///     println!("{name}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn plugins(&self) -> Vec<String> {
         self.inner.order.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The current version of a loaded plugin.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// if let Some(plugin) = host.plugin("formatter") {
+    ///     println!("{} {} ({})", plugin.manifest().name, plugin.manifest().version, plugin.sha256());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn plugin(&self, name: &str) -> Option<Arc<Loaded>> {
         self.inner.plugins.read().unwrap_or_else(|p| p.into_inner()).get(name).map(|slot| slot.load_full())
     }
 
     /// Calls `function` of `plugin` with `input`: its output, or why there is none (with the
     /// guest's own error message). Waits for a free instance up to the call's timeout.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// let output: Vec<u8> = host.call("formatter", "format", b"fn main(){}")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call(&self, plugin: &str, function: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         let Some(loaded) = self.plugin(plugin) else {
             return Err(CallError { plugin: plugin.into(), function: function.into(), code: Code::HostCallDenied, message: format!("no plugin `{plugin}` is loaded") });
@@ -511,11 +608,27 @@ impl Host {
     }
 
     /// [`Host::call`] with text in and out (invalid UTF-8 in the output replaced).
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// let formatted = host.call_str("formatter", "format", "fn main(){}")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call_str(&self, plugin: &str, function: &str, input: &str) -> Result<String, CallError> {
         self.call(plugin, function, input.as_bytes()).map(|out| String::from_utf8_lossy(&out).into_owned())
     }
 
     /// [`Host::call`] with JSON in and out.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// #[derive(serde::Serialize)]
+    /// struct Request { source: String }
+    /// #[derive(serde::Deserialize)]
+    /// struct Reply { formatted: String }
+    /// let reply: Reply = host.call_json("formatter", "format_json", &Request { source: "fn main(){}".into() })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call_json<I: serde::Serialize, O: serde::de::DeserializeOwned>(&self, plugin: &str, function: &str, input: &I) -> Result<O, CallError> {
         let fail = |message: String| CallError { plugin: plugin.to_string(), function: function.to_string(), code: Code::PluginError, message };
         let input = serde_json::to_vec(input).map_err(|e| fail(format!("the input is not JSON: {e}")))?;
@@ -527,6 +640,15 @@ impl Host {
     /// first, then by name): each handler is called with `payload` until one says it handled
     /// the event (its output a JSON object with `"handled": true`); a handler that fails is
     /// reported and the next is called.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// let dispatch = host.dispatch("build.finished", br#"{"ok": true}"#);
+    /// if let Some(handler) = &dispatch.handled_by {
+    ///     println!("handled by {handler}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dispatch(&self, event: &str, payload: &[u8]) -> Dispatch {
         let handlers = self.handlers(event);
         let mut dispatch = Dispatch::default();
@@ -548,6 +670,14 @@ impl Host {
     /// The plugins subscribed to `event` and their handlers, in the order [`Host::dispatch`]
     /// calls them: for a host that chains its stages itself (each handler given the previous
     /// one's output), as the example compiler pipeline does.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// for (plugin, handler) in host.subscribers("lint") {
+    ///     let findings = host.call(&plugin, &handler, b"source")?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subscribers(&self, event: &str) -> Vec<(String, String)> {
         self.handlers(event).into_iter().map(|(name, handler, _)| (name, handler)).collect()
     }
@@ -570,6 +700,12 @@ impl Host {
     /// against the set (its name, dependencies both ways, conflicts, event claims) before it is
     /// compiled; calls in flight finish on the old version, new calls get the new one. Refused,
     /// the old version stays.
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// host.reload("formatter", std::fs::read("formatter-v2.wasm")?)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reload(&self, plugin: &str, bytes: Vec<u8>) -> Result<(), ReloadError> {
         let Some(old) = self.plugin(plugin) else { return Err(ReloadError::NotLoaded(plugin.to_string())) };
         let file = PluginFile::new(&old.path, bytes);
@@ -577,6 +713,13 @@ impl Host {
     }
 
     /// Replaces a loaded plugin with the module now at its path (or at `path`).
+    ///
+    /// ```no_run
+    /// # let host = stockade::host::Host::builder(stockade::Policy::builtin_default()).build()?;
+    /// // Again from the file it was loaded from.
+    /// host.reload_file("formatter", None)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reload_file(&self, plugin: &str, path: Option<&Path>) -> Result<(), ReloadError> {
         let Some(old) = self.plugin(plugin) else { return Err(ReloadError::NotLoaded(plugin.to_string())) };
         let path = path.unwrap_or(&old.path);

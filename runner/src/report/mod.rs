@@ -4,6 +4,7 @@
 pub mod human;
 pub mod inspect;
 pub mod run;
+pub mod bench;
 pub mod json;
 pub mod plan;
 pub mod verify;
