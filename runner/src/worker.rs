@@ -373,9 +373,9 @@ fn timeval(t: libc::timeval) -> Duration {
 
 /// A policy as a worker receives it: what a policy file would say, as JSON (TOML's tables,
 /// with no nulls for the keys left out).
-pub fn policy_to_wire(policy: &Policy) -> serde_json::Value {
-    let table = toml::Table::try_from(policy).expect("a policy serializes as TOML");
-    serde_json::to_value(table).expect("a TOML table is JSON")
+pub fn policy_to_wire(policy: &Policy) -> Result<serde_json::Value, String> {
+    let table = toml::Table::try_from(policy).map_err(|e| format!("the policy does not serialize: {e}"))?;
+    serde_json::to_value(table).map_err(|e| format!("the policy does not serialize: {e}"))
 }
 
 /// A policy from its wire form, read as Stockade reads a policy file (every range and rule
@@ -409,8 +409,8 @@ mod tests {
     fn a_policy_survives_its_wire_form() {
         let text = crate::policy::DEFAULT_POLICY_TOML.replacen("timeout = \"5s\"", "timeout = \"300ms\"", 1);
         let policy = Policy::from_toml(&text, crate::document::Origin::Builtin("test")).unwrap();
-        let back = policy_from_wire(&policy_to_wire(&policy), "the test").unwrap();
-        assert_eq!(policy_to_wire(&back), policy_to_wire(&policy));
+        let back = policy_from_wire(&policy_to_wire(&policy).unwrap(), "the test").unwrap();
+        assert_eq!(policy_to_wire(&back).unwrap(), policy_to_wire(&policy).unwrap());
         assert_eq!(back.limits.timeout.get(), Duration::from_millis(300));
         let error = policy_from_wire(&serde_json::json!({"limits": {"timeout": "0s"}}), "the test").unwrap_err();
         assert!(error.contains("timeout"), "{error}");

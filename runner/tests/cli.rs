@@ -805,12 +805,8 @@ fn a_process_watchdog_report_needs_no_second_reading_of_the_policy() {
 /// figures spliced in at a fixed argument turned it into a usage error).
 #[test]
 fn a_global_option_leaves_the_process_watchdogs_timeout_a_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let spin = dir.path().join("spin.wat");
-    std::fs::write(&spin, r#"(module (func (export "spin") (loop (br 0))))"#).unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, "[policy]\nname = \"t\"\n[limits]\ntimeout = \"300ms\"\n[engine]\ndeadline = \"process\"\n").unwrap();
-    let (spin, policy) = (spin.to_str().unwrap(), policy.to_str().unwrap());
+    // The golden tests' spinning plugin and 300 ms policy with the deadline by process.
+    let (spin, policy) = ("tests/golden/spin.wat", "tests/golden/short-timeout.toml");
     let before = ["--color", "never", "run", spin, "--call", "spin", "--policy", policy, "--format", "json"];
     let after = ["run", "--color", "always", spin, "--call", "spin", "--policy", policy, "--format", "json"];
     for args in [&before[..], &after[..]] {

@@ -295,8 +295,8 @@ impl CompileArgs {
         // outlives this process.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let Ok(mut child) = command.spawn() else { return };
-        if let Some(mut stdin) = child.stdin.take() {
-            let mut line = stockade::worker::policy_to_wire(policy).to_string();
+        if let (Some(mut stdin), Ok(wire)) = (child.stdin.take(), stockade::worker::policy_to_wire(policy)) {
+            let mut line = wire.to_string();
             line.push('\n');
             let _ = std::io::Write::write_all(&mut stdin, line.as_bytes());
         }

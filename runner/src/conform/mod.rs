@@ -371,7 +371,7 @@ fn request(case: &Case) -> Result<WorkerRequest, CaseError> {
         protocol: WORKER_PROTOCOL.into(),
         id: case.id.clone(),
         dir: path(&case.dir),
-        policy: crate::worker::policy_to_wire(&case.policy),
+        policy: crate::worker::policy_to_wire(&case.policy).map_err(invalid)?,
         policy_overrides: overrides,
         manifest: case.file.manifest.as_ref().map(|m| path(&case.dir.join(m))),
         config: case.file.config.clone(),

@@ -121,8 +121,8 @@ impl Worker {
         let started = Instant::now();
         let mut dropped = Vec::new();
         if let Err(e) = self.process.send(request) {
-            let ended = self.end();
-            return (fault(Code::Crash, format!("the worker would not take the case ({e}); it {}", self.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
+            let ended = self.process.end();
+            return (fault(Code::Crash, format!("the worker would not take the case ({e}); it {}", self.process.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
         }
         loop {
             match self.process.next_line(WATCH_INTERVAL) {
@@ -131,17 +131,17 @@ impl Worker {
                     let response = match serde_json::from_slice::<WorkerResponse>(&answer) {
                         Ok(response) if response.protocol == WORKER_PROTOCOL => response,
                         Ok(response) => {
-                            let ended = self.kill();
+                            let ended = self.process.kill();
                             let message = format!("the worker answered in protocol `{}`, not {WORKER_PROTOCOL}", response.protocol);
                             return (fault(Code::Crash, message), self.ended_figures(&ended, started, cpu_before), false);
                         }
                         Err(e) => {
-                            let ended = self.kill();
+                            let ended = self.process.kill();
                             return (fault(Code::Crash, format!("the worker's answer does not parse: {e}")), self.ended_figures(&ended, started, cpu_before), false);
                         }
                     };
                     if response.id.is_empty() {
-                        let ended = self.kill();
+                        let ended = self.process.kill();
                         return (fault(Code::Crash, "the worker's answer does not say which request it answers (no `id`)".into()), self.ended_figures(&ended, started, cpu_before), false);
                     }
                     if response.id != request.id {
@@ -150,7 +150,7 @@ impl Worker {
                         let id = crate::text::escape::line(&response.id);
                         dropped.push(format!("dropped an answer to `{}` that came while `{}` ran", crate::text::shorten(&id, 200), request.id));
                         if dropped.len() > MAX_DROPPED_ANSWERS {
-                            let ended = self.kill();
+                            let ended = self.process.kill();
                             let message = format!("the worker wrote more than {MAX_DROPPED_ANSWERS} answers to other requests while this case ran");
                             return (fault(Code::Crash, message), self.ended_figures(&ended, started, cpu_before), false);
                         }
@@ -160,7 +160,7 @@ impl Worker {
                         // The worker ran this case alone (or last, or it ends after it: its
                         // watchdog ended a call): wait4 has its exact figures.
                         self.process.close_input();
-                        let ended = self.end();
+                        let ended = self.process.end();
                         let mut figures = self.ended_figures(&ended, started, cpu_before);
                         figures.wall = wall;
                         return (Ran::Answered(response, dropped), figures, false);
@@ -179,23 +179,23 @@ impl Worker {
                     return (Ran::Answered(response, dropped), figures, true);
                 }
                 Err(NoLine::Failed(e)) => {
-                    let ended = self.end();
-                    return (fault(Code::Crash, format!("{e}; the worker {}", self.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
+                    let ended = self.process.end();
+                    return (fault(Code::Crash, format!("{e}; the worker {}", self.process.why(&ended))), self.ended_figures(&ended, started, cpu_before), false);
                 }
                 Err(NoLine::Ended) => {
-                    let ended = self.end();
-                    let message = format!("the worker {} without answering", self.why(&ended));
+                    let ended = self.process.end();
+                    let message = format!("the worker {} without answering", self.process.why(&ended));
                     return (fault(Code::Crash, message), self.ended_figures(&ended, started, cpu_before), false);
                 }
                 Err(NoLine::Timeout) => {
                     if started.elapsed() > caps.wall {
-                        let ended = self.kill();
+                        let ended = self.process.kill();
                         let message = format!("no answer within the hard cap of {:?}; the worker was killed", caps.wall);
                         return (fault(Code::Hang, message), self.ended_figures(&ended, started, cpu_before), false);
                     }
                     let rss = self.proc.current_rss().unwrap_or(0);
                     if rss > caps.rss_bytes {
-                        let ended = self.kill();
+                        let ended = self.process.kill();
                         let message = format!(
                             "the worker's RSS reached {} past the hard cap of {}; it was killed",
                             bytesize::ByteSize(rss).display().iec(),
@@ -210,18 +210,6 @@ impl Worker {
 
     fn grown(&self) -> bool {
         self.settled_rss.is_some_and(|settled| self.last_rss > settled.saturating_add(RECYCLE_GROWTH))
-    }
-
-    fn end(&mut self) -> Ended {
-        self.process.end()
-    }
-
-    fn kill(&mut self) -> Ended {
-        self.process.kill()
-    }
-
-    fn why(&self, ended: &Ended) -> String {
-        self.process.why(ended)
     }
 
     /// `wait4`'s figures; for a worker that ran earlier cases, its CPU from before this case
@@ -240,6 +228,6 @@ impl Worker {
     /// Closes the worker's input and lets it end; kills it if it will not.
     fn retire(mut self) {
         self.process.close_input();
-        self.end();
+        self.process.end();
     }
 }

@@ -170,7 +170,7 @@ const HARD_CAP: Duration = Duration::from_secs(1);
 impl ProcessPool {
     /// A pool for the plugin at `module`; starts one worker to check that it loads there.
     pub fn start(command: WorkerCommand, module: &std::path::Path, policy: &Policy, config: BTreeMap<String, String>) -> Result<ProcessPool, String> {
-        let load = LoadRequest { protocol: PLUGIN_WORKER_PROTOCOL.into(), module: module.display().to_string(), policy: crate::worker::policy_to_wire(policy), config };
+        let load = LoadRequest { protocol: PLUGIN_WORKER_PROTOCOL.into(), module: module.display().to_string(), policy: crate::worker::policy_to_wire(policy)?, config };
         let pool = ProcessPool {
             command,
             load,

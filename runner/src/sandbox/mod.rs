@@ -46,7 +46,7 @@ use instance::{Call, State, Warm};
 use wasi::WasiSetup;
 
 pub use engine::{Allocation, forget_compiled_modules};
-pub use watchdog::{TimedOut, Watchdog};
+pub use watchdog::Watchdog;
 pub use outcome::{Outcome, Stage, Stats};
 
 /// The largest wasm stack (the policy's `stack`) a call runs with on the caller's own thread.
@@ -529,10 +529,10 @@ impl Plugin {
     /// that a host call that ends at the deadline reports first), `on_timeout` gets the call's
     /// `timeout` outcome, at the stage the call had reached, and must end the process.
     pub fn watchdog(&self, input: &Input, on_timeout: impl FnOnce(Outcome) + Send + 'static) -> Watchdog {
-        let (stats, budget, limits) = (self.timeout_stats(input), self.budget.clone(), self.limits.clone());
-        Watchdog::arm(self.limits.timeout.get() + watchdog::GRACE, move || {
+        let (stats, budget, timeout) = (self.timeout_stats(input), self.budget.clone(), self.limits.timeout.get());
+        Watchdog::arm(timeout + watchdog::GRACE, move || {
             let stats = Stats { peak_memory_bytes: budget.peak(), ..stats };
-            on_timeout(TimedOut { stats, stage: watchdog::stage_in_flight(), limits }.outcome());
+            on_timeout(watchdog::timeout_outcome(stats, watchdog::stage_in_flight(), timeout));
         })
     }
 

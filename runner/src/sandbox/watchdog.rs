@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use super::outcome::{Outcome, Stage, Stats};
 use crate::code::Code;
-use crate::policy::Limits;
 
 /// How long after a call's deadline the watchdog fires: a host call (WASI, HTTP, a host
 /// function) that is waiting at the deadline gives up by itself and reports with its full
@@ -152,20 +151,9 @@ impl Drop for Watchdog {
     }
 }
 
-/// A call the watchdog ended: its figures (the peak memory read when the deadline passed), the
-/// stage it had reached, and the limits it ran under.
-#[derive(Debug, PartialEq)]
-pub struct TimedOut {
-    pub stats: Stats,
-    pub stage: Stage,
-    pub limits: Limits,
-}
-
-impl TimedOut {
-    /// The `timeout` outcome it reports.
-    pub fn outcome(&self) -> Outcome {
-        let timeout = self.limits.timeout.get();
-        let message = format!("the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)");
-        Outcome::failed(Code::Timeout, message).with_stats(self.stats.clone()).at(self.stage)
-    }
+/// The `timeout` outcome of a call the watchdog ended: its figures (the peak memory read when
+/// the deadline passed) and the stage it had reached.
+pub(super) fn timeout_outcome(stats: Stats, stage: Stage, timeout: std::time::Duration) -> Outcome {
+    let message = format!("the call ran past its timeout of {timeout:?}: ended by the process watchdog (the code carries no epoch checks)");
+    Outcome::failed(Code::Timeout, message).with_stats(stats).at(stage)
 }
